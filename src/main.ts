@@ -1,0 +1,58 @@
+/** Entry point: arguments → config → gateway → listen → signals. */
+import { ConfigError, helpText, loadConfig } from './config'
+import { createGateway } from './app'
+import { createLogger } from './log'
+import { VERSION } from './version'
+
+const args = process.argv.slice(2)
+if (args.includes('--help') || args.includes('-h')) {
+  process.stdout.write(helpText(VERSION))
+  process.exit(0)
+}
+if (args.includes('--version') || args.includes('-v')) {
+  process.stdout.write(`${VERSION}\n`)
+  process.exit(0)
+}
+if (args.length > 0) {
+  process.stderr.write(`api-gateway: unknown argument ${JSON.stringify(args[0])}; settings are environment variables (see --help)\n`)
+  process.exit(1)
+}
+
+let config
+try {
+  config = loadConfig(process.env)
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error
+  process.stderr.write(`api-gateway: ${error.message}\n`)
+  process.exit(1)
+}
+
+const logger = createLogger(config.logLevel)
+const gateway = createGateway({ config, logger })
+let server
+try {
+  server = gateway.listen()
+} catch (error) {
+  process.stderr.write(`api-gateway: cannot listen on ${config.host}:${config.port}: ${(error as Error).message}\n`)
+  process.exit(1)
+}
+logger.info(
+  {
+    version: VERSION,
+    host: config.host,
+    port: server.port,
+    services: Object.fromEntries([...config.services].map(([name, service]) => [name, service.url])),
+    rate_limit: config.rateLimit,
+  },
+  'api-gateway listening',
+)
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, async () => {
+    logger.info({ signal }, 'Shutting down: draining in-flight requests')
+    const drained = await gateway.shutdown()
+    logger.info({ drained }, 'Stopped')
+    logger.flush()
+    process.exit(0)
+  })
+}

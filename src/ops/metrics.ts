@@ -1,0 +1,54 @@
+/**
+ * Prometheus metrics (prom-client), one registry per gateway so tests can run several.
+ * Label values are bounded: unknown services count as `unknown`, the gateway's own routes as `gateway`.
+ */
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export type UpstreamErrorKind = 'connect' | 'timeout' | 'reset'
+
+export class Metrics {
+  readonly registry = new Registry()
+
+  readonly requests = new Counter({
+    name: 'gateway_requests_total',
+    help: 'Requests answered, by service, method and status.',
+    labelNames: ['service', 'method', 'status'] as const,
+    registers: [this.registry],
+  })
+
+  readonly requestDuration = new Histogram({
+    name: 'gateway_request_duration_seconds',
+    help: "Time from the request's arrival to its response headers, by service.",
+    labelNames: ['service'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  })
+
+  readonly upstreamErrors = new Counter({
+    name: 'gateway_upstream_errors_total',
+    help: 'Failed exchanges with a backend, by service and kind (connect, timeout, reset).',
+    labelNames: ['service', 'kind'] as const,
+    registers: [this.registry],
+  })
+
+  readonly rateLimited = new Counter({
+    name: 'gateway_rate_limited_total',
+    help: 'Requests refused with 429 by the rate limiter.',
+    registers: [this.registry],
+  })
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry })
+  }
+
+  /** Records one answered request. */
+  observe(service: string, method: string, status: number, seconds: number): void {
+    this.requests.inc({ service, method, status })
+    this.requestDuration.observe({ service }, seconds)
+  }
+
+  /** The text exposition for `GET /metrics`. */
+  async exposition(): Promise<Response> {
+    return new Response(await this.registry.metrics(), { headers: { 'content-type': this.registry.contentType } })
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Phases 2 and 4 of the proxy: the header rules in each direction (SPEC §4, RFC 9110 §7.6.1).
+ */
+
+/** RFC 9110 §7.6.1: connection-specific headers, never forwarded (plus the legacy `Proxy-Connection`). */
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+] as const
+
+/** RFC 9110 §5.1 token: anything else in `Connection` names no header. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+/** What the proxy knows about the client side of one request. */
+export interface ForwardingFacts {
+  /** The socket peer, appended to `X-Forwarded-For`. */
+  peerIp: string
+  /** `http` or `https`: how the client reached the gateway. */
+  proto: string
+  requestId: string
+}
+
+/**
+ * Removes the hop-by-hop headers and every header that `Connection` names. Runs before any
+ * forwarding header is added, so `Connection: x-forwarded-for` cannot delete what we add.
+ */
+export function dropHopByHop(headers: Headers): Headers {
+  const named = headers.get('connection')
+  if (named !== null) {
+    for (const token of named.split(',')) {
+      const name = token.trim()
+      if (HEADER_NAME.test(name)) headers.delete(name)
+    }
+  }
+  for (const name of HOP_BY_HOP) headers.delete(name)
+  return headers
+}
+
+/**
+ * The headers a backend receives: the client's, minus hop-by-hop, plus `X-Forwarded-*` and `X-Request-Id`.
+ * @example upstreamRequestHeaders(request.headers, { peerIp: '10.0.0.9', proto: 'http', requestId: 'r1' })
+ */
+export function upstreamRequestHeaders(incoming: Headers, facts: ForwardingFacts): Headers {
+  const headers = dropHopByHop(new Headers(incoming))
+  const host = headers.get('host')
+  // The backend's own Host comes from its URL (nginx's default `proxy_set_header Host $proxy_host`).
+  headers.delete('host')
+  const forwardedFor = headers.get('x-forwarded-for')
+  headers.set('x-forwarded-for', forwardedFor ? `${forwardedFor}, ${facts.peerIp}` : facts.peerIp)
+  headers.set('x-forwarded-proto', facts.proto)
+  if (host !== null) headers.set('x-forwarded-host', host)
+  headers.set('x-request-id', facts.requestId)
+  return headers
+}
+
+/** The headers the client receives from a backend's response: all but hop-by-hop, `Set-Cookie` kept apart. */
+export function downstreamResponseHeaders(upstream: Headers): Headers {
+  return dropHopByHop(new Headers(upstream))
+}

@@ -1,0 +1,120 @@
+/**
+ * `ANY /api/v1/:service/*` (SPEC §4) as named phases: route → upstream request → forward →
+ * response headers → log. Each phase is a plain function in this folder.
+ */
+import { Elysia } from 'elysia'
+import type { Config } from '../config'
+import type { Admission } from '../http/admission'
+import { GatewayError, errorResponse } from '../http/errors'
+import type { Logger } from '../log'
+import type { Metrics } from '../ops/metrics'
+import { ForwardFailure, type ForwardFailureKind, forward } from './forward'
+import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers'
+import { PROXY_PREFIX, type ProxyRoute, resolveRoute } from './route'
+
+/** SPEC §4: the methods the proxy forwards. */
+const PROXIED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
+
+/** nginx's non-standard status for "client closed request", used only in logs and metrics. */
+const CLIENT_CLOSED_REQUEST = 499
+
+const FAILURE_ERRORS: Record<ForwardFailureKind, GatewayError['code']> = {
+  connect: 'bad_gateway',
+  reset: 'bad_gateway',
+  timeout: 'gateway_timeout',
+  too_large: 'payload_too_large',
+  client_gone: 'bad_gateway',
+}
+
+export interface ProxyDependencies {
+  config: Config
+  admission: Admission
+  logger: Logger
+  metrics: Metrics
+}
+
+interface TimeoutControl {
+  timeout(request: Request, seconds: number): void
+}
+
+export function proxyRoutes(deps: ProxyDependencies) {
+  const handle = ({ request, server }: { request: Request; server: TimeoutControl | null }) => proxyRequest(deps, request, server)
+  return new Elysia({ name: 'proxy' })
+    .all(`${PROXY_PREFIX}:service`, handle, { parse: 'none' })
+    .all(`${PROXY_PREFIX}:service/*`, handle, { parse: 'none' })
+}
+
+/** One proxied exchange; never throws: every failure becomes the SPEC §2 JSON error. */
+export async function proxyRequest(deps: ProxyDependencies, request: Request, server: TimeoutControl | null): Promise<Response> {
+  const { config, admission } = deps
+  const context = admission.contextOf(request)
+  let route: ProxyRoute | undefined
+  try {
+    route = resolveRoute(request.url, config.services)
+    if (!PROXIED_METHODS.has(request.method)) {
+      throw new GatewayError('bad_request', `method ${request.method} is not proxied`)
+    }
+    const declaredLength = request.headers.get('content-length')
+    if (declaredLength !== null && Number(declaredLength) > config.maxBodyBytes) {
+      throw new GatewayError('payload_too_large', `request body of ${declaredLength} bytes exceeds the limit of ${config.maxBodyBytes}`)
+    }
+    // Slow backends and long-lived streams must outlive Bun's idle timeout; UPSTREAM_TIMEOUT_MS bounds the wait instead.
+    server?.timeout(request, 0)
+    const upstream = await forward({
+      url: route.upstreamUrl,
+      method: request.method,
+      headers: upstreamRequestHeaders(request.headers, { peerIp: context.peerIp, proto: 'http', requestId: context.requestId }),
+      body: request.body,
+      hasContentLength: declaredLength !== null,
+      maxBodyBytes: config.maxBodyBytes,
+      timeoutMs: config.upstreamTimeoutMs,
+      clientSignal: request.signal,
+    })
+    const headers = admission.decorate(request, downstreamResponseHeaders(upstream.headers))
+    record(deps, request, route, upstream.status)
+    return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers })
+  } catch (error) {
+    const failure = asGatewayError(deps, route, error)
+    const status = error instanceof ForwardFailure && error.kind === 'client_gone' ? CLIENT_CLOSED_REQUEST : failure.status
+    record(deps, request, route, status, error instanceof ForwardFailure ? error.kind : undefined)
+    const answer = errorResponse(failure.code, failure.message, context.requestId, failure.headers)
+    admission.decorate(request, answer.headers)
+    return answer
+  }
+}
+
+function asGatewayError(deps: ProxyDependencies, route: ProxyRoute | undefined, error: unknown): GatewayError {
+  if (error instanceof GatewayError) return error
+  if (error instanceof ForwardFailure) {
+    if (route !== undefined && (error.kind === 'connect' || error.kind === 'reset' || error.kind === 'timeout')) {
+      deps.metrics.upstreamErrors.inc({ service: route.service.name, kind: error.kind })
+    }
+    return new GatewayError(FAILURE_ERRORS[error.kind], `${route?.service.name ?? 'backend'}: ${error.message}`)
+  }
+  deps.logger.error({ err: error }, 'Unexpected proxy failure')
+  return new GatewayError('bad_gateway', 'the request could not be proxied')
+}
+
+/** The SPEC §4 log line and the request metrics; `Authorization` and `Cookie` are never among the fields. */
+function record(deps: ProxyDependencies, request: Request, route: ProxyRoute | undefined, status: number, upstreamError?: ForwardFailureKind): void {
+  const context = deps.admission.contextOf(request)
+  const seconds = (performance.now() - context.startedAt) / 1000
+  const service = route?.service.name ?? 'unknown'
+  deps.metrics.observe(service, PROXIED_METHODS.has(request.method) ? request.method : 'OTHER', status, seconds)
+  const level = status >= 500 ? 'warn' : 'info'
+  if (!deps.logger.isLevelEnabled(level)) return
+  deps.logger[level](
+    {
+      method: request.method,
+      service,
+      target_url: route?.service.url,
+      path: route?.upstreamPath,
+      status,
+      duration_ms: Math.round(seconds * 1000),
+      request_id: context.requestId,
+      client_ip: context.clientIp,
+      upstream_error: upstreamError,
+    },
+    'Proxied request',
+  )
+}

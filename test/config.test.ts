@@ -1,0 +1,151 @@
+import { describe, expect, test } from 'bun:test'
+import { ConfigError, loadConfig } from '../src/config'
+
+const ROOT = new URL('..', import.meta.url).pathname
+
+/** Runs the entry point from source with exactly `env` (plus PATH) and `args`. */
+function runMain(env: Record<string, string>, args: string[] = []) {
+  const result = Bun.spawnSync(['bun', 'src/main.ts', ...args], { cwd: ROOT, env: { PATH: process.env.PATH!, ...env }, timeout: 10_000 })
+  return { exitCode: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() }
+}
+
+describe('configuration defaults (SPEC §1)', () => {
+  test('an empty environment gives every documented default', () => {
+    const config = loadConfig({})
+    expect(config.port).toBe(8081)
+    expect(config.host).toBe('0.0.0.0')
+    expect(config.rateLimit).toBe(1000)
+    expect(config.rateLimitBurst).toBe(1000)
+    expect(config.logLevel).toBe('info')
+    expect(config.upstreamTimeoutMs).toBe(30_000)
+    expect(config.maxBodyBytes).toBe(10_485_760)
+    expect(config.events).toEqual({
+      heartbeatMs: 30_000,
+      buffer: 100,
+      history: 100,
+      historyTtlMs: 300_000,
+      questionTtlMs: 86_400_000,
+      publishToken: '',
+      hitlResponsePath: '/responses',
+    })
+    expect(config.corsOrigins).toBe('*')
+    expect(config.redisKeyPrefix).toBe('gw:')
+    expect(config.trustProxy.isEmpty).toBe(true)
+  })
+
+  test('the built-in services exist with their default URLs', () => {
+    const services = loadConfig({}).services
+    expect([...services.keys()].sort()).toEqual(['fanout', 'hitl', 'orchestrator', 'parser', 'runner'])
+    expect(services.get('runner')?.url).toBe('http://localhost:8082')
+  })
+
+  test('RATE_LIMIT_BURST defaults to RATE_LIMIT', () => {
+    expect(loadConfig({ RATE_LIMIT: '60' }).rateLimitBurst).toBe(60)
+    expect(loadConfig({ RATE_LIMIT: '60', RATE_LIMIT_BURST: '5' }).rateLimitBurst).toBe(5)
+  })
+})
+
+describe('service discovery', () => {
+  test('<NAME>_URL registers a lower-cased service and overrides a built-in', () => {
+    const services = loadConfig({ MY_SERVICE_URL: 'http://10.0.0.5:9000', RUNNER_URL: 'https://runner.internal' }).services
+    expect(services.get('my_service')?.origin).toBe('http://10.0.0.5:9000')
+    expect(services.get('runner')?.origin).toBe('https://runner.internal')
+  })
+
+  test('a base URL keeps its path prefix, without a trailing slash', () => {
+    expect(loadConfig({ X_URL: 'http://h:9000/base/' }).services.get('x')?.basePath).toBe('/base')
+    expect(loadConfig({ X_URL: 'http://h:9000' }).services.get('x')?.basePath).toBe('')
+  })
+
+  test("the gateway's own *_URL settings and non-http values are not services", () => {
+    const services = loadConfig({ AUTH_JWKS_URL: '', DATABASE_URL: 'postgres://db/x', REDIS_URL: '' }).services
+    expect(services.has('database')).toBe(false)
+    expect(services.has('redis')).toBe(false)
+    expect(services.has('auth_jwks')).toBe(false)
+  })
+
+  test('the name events is reserved', () => {
+    expect(() => loadConfig({ EVENTS_URL: 'http://h:1' })).toThrow(/reserved/)
+  })
+})
+
+describe('bad settings stop the start', () => {
+  const cases: [string, string][] = [
+    ['PORT', 'abc'],
+    ['PORT', '0'],
+    ['PORT', '70000'],
+    ['RATE_LIMIT', '-5'],
+    ['RATE_LIMIT_BURST', '0'],
+    ['UPSTREAM_TIMEOUT_MS', '1.5'],
+    ['MAX_BODY_BYTES', '10MB'],
+    ['SSE_BUFFER', '0'],
+    ['LOG_LEVEL', 'loud'],
+    ['TRUST_PROXY', '10.0.0.0/99'],
+    ['TRUST_PROXY', 'not-an-ip'],
+    ['ORCHESTRATOR_URL', 'localhost:8080'],
+    ['MY_SERVICE_URL', 'http://'],
+    ['MY_SERVICE_URL', 'http://h:9000/base?x=1'],
+    ['CORS_ORIGINS', 'app.example.com'],
+    ['HITL_RESPONSE_PATH', 'responses'],
+  ]
+  for (const [name, value] of cases) {
+    test(`${name}=${value} is refused with a message naming the variable`, () => {
+      let error: unknown
+      try {
+        loadConfig({ [name]: value })
+      } catch (e) {
+        error = e
+      }
+      expect(error).toBeInstanceOf(ConfigError)
+      expect((error as Error).message).toContain(name)
+      expect((error as Error).message).toContain(value)
+    })
+  }
+
+  test('the process exits 1 with exactly one stderr line and no stack trace', () => {
+    const run = runMain({ PORT: '99999' })
+    expect(run.exitCode).toBe(1)
+    const lines = run.stderr.trim().split('\n')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toBe('api-gateway: invalid PORT="99999": expected an integer from 1 to 65535')
+  })
+
+  for (const [name, value] of [
+    ['REDIS_URL', 'redis://127.0.0.1:6379'],
+    ['AUTH_JWT_SECRET', 's3cret'],
+    ['AUTH_JWKS_URL', 'https://issuer/jwks.json'],
+    ['TLS_CERT_FILE', '/etc/cert.pem'],
+  ]) {
+    test(`${name} set: refuses to start rather than ignore it`, () => {
+      const run = runMain({ [name]: value! })
+      expect(run.exitCode).toBe(1)
+      expect(run.stderr.trim().split('\n')).toHaveLength(1)
+      expect(run.stderr).toContain(`${name} is set`)
+      expect(run.stderr).toContain('not supported yet')
+    })
+  }
+})
+
+describe('command line', () => {
+  test('--help prints every setting with its default and exits 0', () => {
+    const run = runMain({}, ['--help'])
+    expect(run.exitCode).toBe(0)
+    for (const name of ['PORT', 'RATE_LIMIT_BURST', 'TRUST_PROXY', 'SSE_HISTORY_TTL_MS', 'HITL_RESPONSE_PATH', 'CORS_ORIGINS']) {
+      expect(run.stdout).toContain(name)
+    }
+    expect(run.stdout).toContain('(default: 8081)')
+  })
+
+  test('--version prints the package version and exits 0', async () => {
+    const run = runMain({}, ['--version'])
+    expect(run.exitCode).toBe(0)
+    const { version } = await Bun.file(`${ROOT}package.json`).json()
+    expect(run.stdout.trim()).toBe(version)
+  })
+
+  test('an unknown argument exits 1 with one line', () => {
+    const run = runMain({}, ['--frobnicate'])
+    expect(run.exitCode).toBe(1)
+    expect(run.stderr.trim().split('\n')).toHaveLength(1)
+  })
+})

@@ -1,0 +1,50 @@
+/** Starts real gateways (in-process or the compiled binary) on free ports, and cleans them up. */
+import { createGateway, type Gateway } from '../../src/app'
+import { loadConfig } from '../../src/config'
+import { createLogger } from '../../src/log'
+
+export interface LogLine {
+  level: string
+  msg: string
+  [field: string]: unknown
+}
+
+export interface RunningGateway {
+  url: string
+  port: number
+  gateway: Gateway
+  /** Every JSON line the gateway logged, parsed. */
+  logs: LogLine[]
+  /** Every line as written, to prove what was never logged. */
+  rawLogs: string[]
+  stop(): Promise<void>
+}
+
+/**
+ * An in-process gateway on 127.0.0.1 and a free port, configured by `env` exactly as the binary would be.
+ * @example const gw = await startGateway({ ORCHESTRATOR_URL: backend.url })
+ */
+export async function startGateway(env: Record<string, string> = {}): Promise<RunningGateway> {
+  const config = loadConfig({ HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env })
+  const logs: LogLine[] = []
+  const rawLogs: string[] = []
+  const logger = createLogger(config.logLevel, {
+    write(line: string) {
+      rawLogs.push(line)
+      logs.push(JSON.parse(line) as LogLine)
+    },
+  })
+  const gateway = createGateway({ config, logger })
+  const server = gateway.listen(0)
+  const port = server.port!
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    gateway,
+    logs,
+    rawLogs,
+    async stop() {
+      await gateway.shutdown(100)
+    },
+  }
+}
