@@ -77,7 +77,9 @@ function buildApp({ config, logger, metrics, admission, lifecycle }: AppDependen
     metrics.observe('gateway', request.method, error.status, (performance.now() - admission.contextOf(request).startedAt) / 1000)
     return answer
   }
-  return new Elysia()
+  // standardHostname: false — Elysia otherwise looks for the path after character 11 of the URL and
+  // mis-routes requests whose Host is shorter than four characters (`Host: gw`).
+  return new Elysia({ handler: { standardHostname: false } })
     .onRequest(({ request, server }) => admission.admit(request, server))
     .use(opsRoutes({ version: VERSION, admission, lifecycle, metrics }))
     .use(proxyRoutes({ config, admission, logger, metrics }))

@@ -39,6 +39,8 @@ try {
 logger.info(
   {
     version: VERSION,
+    // The binary is built with NODE_ENV=production, which also puts Elysia in production mode.
+    mode: process.env.NODE_ENV ?? 'development',
     host: config.host,
     port: server.port,
     services: Object.fromEntries([...config.services].map(([name, service]) => [name, service.url])),

@@ -1,6 +1,8 @@
 /**
  * Phase 1 of the proxy: from the raw request URL to the backend URL, byte-exact (SPEC §4).
- * The path and query are sliced from the URL as received, never decoded and re-encoded.
+ * The path and query are sliced from the URL as received, never decoded and re-encoded. (Bun has
+ * already resolved dot segments, `%2e%2e` included, against the whole gateway path, so a request
+ * cannot climb out of a service's base path.)
  */
 import type { ServiceTarget } from '../config'
 import { GatewayError } from '../http/errors'
@@ -17,11 +19,6 @@ export interface ProxyRoute {
 
 /** A `%` not followed by two hex digits (RFC 3986 §2.1). */
 const MALFORMED_PERCENT = /%(?![0-9A-Fa-f]{2})/
-/**
- * A `.` or `..` segment, plain or percent-encoded (RFC 3986 §5.2.4): URL parsing would resolve it
- * and the request would escape the service's base path.
- */
-const DOT_SEGMENT = /\/(?:\.|%2e){1,2}(?:\/|$)/i
 
 /**
  * @example resolveRoute('http://gw/api/v1/x/a?q=%41', services) // → http://h:9000/base/a?q=%41
@@ -43,9 +40,6 @@ export function resolveRoute(requestUrl: string, services: ReadonlyMap<string, S
   const queryStart = rest.indexOf('?')
   const restPath = queryStart === -1 ? rest : rest.slice(0, queryStart)
   const query = queryStart === -1 ? '' : rest.slice(queryStart)
-  if (DOT_SEGMENT.test(restPath)) {
-    throw new GatewayError('bad_request', 'dot segments (/./ or /../) are not allowed in the path')
-  }
   const upstreamPath = service.basePath + restPath || '/'
   return { service, upstreamUrl: service.origin + upstreamPath + query, upstreamPath }
 }

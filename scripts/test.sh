@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs Bun, the dependencies and the system packages
+# the tests use (redis-server, chromium) when missing, builds the binary, then runs `bun test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v bun >/dev/null 2>&1; then
+  echo "test.sh: installing Bun 1.4 with npm" >&2
+  npm install --global --no-fund --no-audit bun@1.4 >&2
+fi
+bun install --frozen-lockfile
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test.sh: installing ${missing[*]} with apt-get" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+bun scripts/build.ts --if-stale
+npx --no-install tsc --noEmit -p .
+
+# Bun prints " N pass" / " N fail"; repeat them as one "N passed, N failed" line for CI logs.
+set +e
+bun test "$@" 2>&1 | tee /tmp/api-gateway-test.$$.log
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -Eo '^ *[0-9]+ pass$' /tmp/api-gateway-test.$$.log | tail -1 | grep -Eo '[0-9]+' || echo 0)
+failed=$(grep -Eo '^ *[0-9]+ fail$' /tmp/api-gateway-test.$$.log | tail -1 | grep -Eo '[0-9]+' || echo 0)
+rm -f /tmp/api-gateway-test.$$.log
+echo "tests: ${passed} passed, ${failed} failed"
+exit "$status"
