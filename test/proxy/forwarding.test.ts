@@ -7,6 +7,8 @@ import { rawRequest } from '../helpers/raw-http'
 let backend: MockBackend
 let prefixed: MockBackend
 let gw: RunningGateway
+/** Every byte value, invalid UTF-8 included: a text decoder anywhere on the path would corrupt it. */
+const binaryPayload = crypto.getRandomValues(new Uint8Array(20_000))
 
 beforeAll(async () => {
   backend = startBackend((request) => {
@@ -22,6 +24,21 @@ beforeAll(async () => {
       return new Response(Bun.gzipSync(new TextEncoder().encode('compressed body '.repeat(50))), {
         headers: { 'content-encoding': 'gzip', 'content-type': 'text/plain' },
       })
+    }
+    if (path === '/binary-chunked') {
+      const bytes = binaryPayload
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          async start(controller) {
+            for (let offset = 0; offset < bytes.length; offset += 5000) {
+              controller.enqueue(bytes.slice(offset, offset + 5000))
+              await Bun.sleep(1)
+            }
+            controller.close()
+          },
+        }),
+        { headers: { 'content-type': 'application/octet-stream' } },
+      )
     }
     if (path === '/teapot') return Response.json({ backend: 'own error' }, { status: 418 })
     return Response.json({ ok: true })
@@ -189,6 +206,12 @@ describe('bodies and encodings', () => {
     expect(bytes[0]).toBe(0x1f)
     expect(bytes[1]).toBe(0x8b)
     expect(new TextDecoder().decode(Bun.gunzipSync(bytes))).toBe('compressed body '.repeat(50))
+  })
+
+  test('a chunked binary body arrives byte-exact (no text decoding on the way)', async () => {
+    const response = await fetch(`${gw.url}/api/v1/orchestrator/binary-chunked`)
+    expect(response.headers.has('content-length')).toBe(false)
+    expect(new Uint8Array(await response.arrayBuffer())).toEqual(binaryPayload)
   })
 
   test('redirects are returned to the client, not followed', async () => {
