@@ -5,6 +5,10 @@
 import { Elysia } from 'elysia'
 import type { Server } from 'bun'
 import type { Config } from './config'
+import { MemoryBroker } from './events/memory-broker'
+import { Hub } from './events/hub'
+import { type EventsDependencies, eventsRoutes } from './events/plugin'
+import { PublisherAuth } from './events/publisher-auth'
 import { Admission } from './http/admission'
 import { GatewayError, errorResponse } from './http/errors'
 import type { Logger } from './log'
@@ -22,6 +26,8 @@ export interface GatewayOptions {
 export interface Gateway {
   app: ReturnType<typeof buildApp>
   admission: Admission
+  hub: Hub
+  broker: MemoryBroker
   lifecycle: Lifecycle
   metrics: Metrics
   /** Starts listening; `port` overrides `config.port` (tests pass 0). */
@@ -35,13 +41,20 @@ export interface Gateway {
  */
 export function createGateway({ config, logger }: GatewayOptions): Gateway {
   const metrics = new Metrics()
-  const admission = new Admission(config, metrics)
+  const publisherAuth = new PublisherAuth(config.events.publishToken)
+  const admission = new Admission(config, metrics, (request, path) => publisherAuth.isAuthenticatedPublish(request, path))
+  const hub = new Hub(config.events.heartbeatMs, config.events.buffer, metrics, logger)
+  const broker = new MemoryBroker(hub, config.events)
   const lifecycle = new Lifecycle()
-  const app = buildApp({ config, logger, metrics, admission, lifecycle })
+  // SPEC §8: streams close at once so their clients reconnect to another instance and replay.
+  lifecycle.onShutdown(() => hub.closeAll('shutdown'))
+  const app = buildApp({ config, logger, metrics, admission, lifecycle, events: { config, admission, broker, hub, publisherAuth, logger, metrics } })
   let server: Server<unknown> | undefined
   return {
     app,
     admission,
+    hub,
+    broker,
     lifecycle,
     metrics,
     listen(port = config.port) {
@@ -56,8 +69,10 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
     },
     async shutdown(drainMs) {
       admission.close()
-      if (server === undefined) return true
-      return lifecycle.shutdown(server, drainMs)
+      const drained = server === undefined ? true : await lifecycle.shutdown(server, drainMs)
+      hub.stop()
+      broker.close()
+      return drained
     },
   }
 }
@@ -68,9 +83,10 @@ interface AppDependencies {
   metrics: Metrics
   admission: Admission
   lifecycle: Lifecycle
+  events: EventsDependencies
 }
 
-function buildApp({ config, logger, metrics, admission, lifecycle }: AppDependencies) {
+function buildApp({ config, logger, metrics, admission, lifecycle, events }: AppDependencies) {
   const failed = (request: Request, error: GatewayError) => {
     const answer = errorResponse(error.code, error.message, admission.contextOf(request).requestId, error.headers)
     admission.decorate(request, answer.headers)
@@ -81,8 +97,7 @@ function buildApp({ config, logger, metrics, admission, lifecycle }: AppDependen
   // mis-routes requests whose Host is shorter than four characters (`Host: gw`).
   return new Elysia({ handler: { standardHostname: false } })
     .onRequest(({ request, server }) => admission.admit(request, server))
-    .use(opsRoutes({ version: VERSION, admission, lifecycle, metrics }))
-    .use(proxyRoutes({ config, admission, logger, metrics }))
+    // Registered before the routes: Elysia applies a hook only to routes added after it.
     .onError({ as: 'global' }, ({ request, code, error }) => {
       if (error instanceof GatewayError) return failed(request, error)
       if (code === 'NOT_FOUND') return failed(request, new GatewayError('not_found', `no route for ${request.method} ${new URL(request.url).pathname}`))
@@ -90,4 +105,7 @@ function buildApp({ config, logger, metrics, admission, lifecycle }: AppDependen
       logger.error({ err: error, request_id: admission.contextOf(request).requestId }, 'Unhandled error')
       return failed(request, new GatewayError('service_unavailable', 'the gateway failed to handle this request'))
     })
+    .use(opsRoutes({ version: VERSION, admission, lifecycle, metrics }))
+    .use(eventsRoutes(events))
+    .use(proxyRoutes({ config, admission, logger, metrics }))
 }

@@ -28,9 +28,13 @@ export class Admission {
   private readonly contexts = new WeakMap<Request, GatewayContext>()
   private readonly sweeper: Timer | undefined
 
+  /**
+   * @param isExempt requests that skip the rate limit besides SPEC §3's (authenticated publishers).
+   */
   constructor(
     private readonly config: Config,
     private readonly metrics: Metrics,
+    private readonly isExempt: (request: Request, path: string) => boolean = () => false,
   ) {
     this.cors = new CorsPolicy(config.corsOrigins)
     this.limiter = config.rateLimit > 0 ? new TokenBucketLimiter({ capacity: config.rateLimitBurst, perMinute: config.rateLimit }) : null
@@ -54,7 +58,8 @@ export class Admission {
       startedAt: performance.now(),
     }
     this.contexts.set(request, context)
-    if (this.limiter !== null && !UNLIMITED_PATHS.has(pathOf(request.url))) {
+    const path = pathOf(request.url)
+    if (this.limiter !== null && !UNLIMITED_PATHS.has(path) && !this.isExempt(request, path)) {
       context.rate = this.limiter.take(context.clientIp)
       if (!context.rate.allowed) {
         this.metrics.rateLimited.inc()

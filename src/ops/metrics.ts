@@ -2,7 +2,7 @@
  * Prometheus metrics (prom-client), one registry per gateway so tests can run several.
  * Label values are bounded: unknown services count as `unknown`, the gateway's own routes as `gateway`.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
 export type UpstreamErrorKind = 'connect' | 'timeout' | 'reset'
 
@@ -34,6 +34,30 @@ export class Metrics {
   readonly rateLimited = new Counter({
     name: 'gateway_rate_limited_total',
     help: 'Requests refused with 429 by the rate limiter.',
+    registers: [this.registry],
+  })
+
+  readonly sseConnections = new Gauge({
+    name: 'gateway_sse_connections',
+    help: 'Event streams open on this process.',
+    registers: [this.registry],
+  })
+
+  readonly sseEventsPublished = new Counter({
+    name: 'gateway_sse_events_published_total',
+    help: 'Events accepted by the publish API (duplicates of a retained id not counted).',
+    registers: [this.registry],
+  })
+
+  readonly sseEventsDelivered = new Counter({
+    name: 'gateway_sse_events_delivered_total',
+    help: 'Live events queued to event streams (one per stream).',
+    registers: [this.registry],
+  })
+
+  readonly sseSlowDisconnects = new Counter({
+    name: 'gateway_sse_slow_disconnects_total',
+    help: 'Event streams closed because more than SSE_BUFFER events waited unsent.',
     registers: [this.registry],
   })
 

@@ -21,14 +21,14 @@ export interface ForwardOptions {
   url: string
   method: string
   headers: Headers
-  /** The client's body stream, or null. */
-  body: ReadableStream<Uint8Array> | null
+  /** The client's body stream (or the gateway's own body), or null. */
+  body: ReadableStream<Uint8Array> | string | null
   /** Whether the client declared `Content-Length` (then the HTTP parser already bounds the body). */
   hasContentLength: boolean
   maxBodyBytes: number
   timeoutMs: number
   /** The client's request signal: aborted when the client disconnects. */
-  clientSignal: AbortSignal
+  clientSignal?: AbortSignal
 }
 
 /** Options of Bun's `fetch` that bun-types does not declare. */
@@ -51,12 +51,12 @@ export async function forward(options: ForwardOptions): Promise<Response> {
   const tooLarge = new ForwardFailure('too_large', `request body larger than ${options.maxBodyBytes} bytes`)
   const timer = setTimeout(() => controller.abort(timedOut), options.timeoutMs)
   const onClientAbort = () => controller.abort(clientGone)
-  if (options.clientSignal.aborted) onClientAbort()
-  else options.clientSignal.addEventListener('abort', onClientAbort, { once: true })
+  if (options.clientSignal?.aborted) onClientAbort()
+  else options.clientSignal?.addEventListener('abort', onClientAbort, { once: true })
 
-  let body: ReadableStream<Uint8Array> | null = options.body
+  let body = options.body
   let limitExceeded = false
-  if (body !== null && !options.hasContentLength) {
+  if (body instanceof ReadableStream && !options.hasContentLength) {
     body = body.pipeThrough(byteLimit(options.maxBodyBytes, () => (limitExceeded = true)))
   }
 

@@ -1,0 +1,157 @@
+/**
+ * The embedded broker: per-client history and pending questions in this process's memory,
+ * delivered through the local hub. Everything here is synchronous, so a publish and a new
+ * connection's replay can never interleave halfway.
+ */
+import type { EventsConfig } from '../config'
+import type { AnswerClaim, Broker, PublishOutcome, PublishTarget, Replay } from './broker'
+import { type EventEnvelope, QUESTION_EVENT_TYPE } from './envelope'
+import type { Hub } from './hub'
+import { frameEvent } from './sse'
+
+interface Retained {
+  envelope: EventEnvelope
+  expiresAt: number
+}
+
+interface PendingQuestion {
+  envelope: EventEnvelope
+  expiresAt: number
+  /** An answer is being forwarded to the hitl service right now. */
+  claimed: boolean
+}
+
+interface ClientState {
+  history: Retained[]
+  questions: Map<string, PendingQuestion>
+  /** Recently answered question ids (→ expiry), so a late second answer gets 409, not 404. */
+  answered: Map<string, number>
+}
+
+/** Answered ids remembered per client, beyond which the oldest are forgotten. */
+const MAX_ANSWERED_REMEMBERED = 1_000
+/** How often expired history, questions and empty client states are dropped. */
+const SWEEP_INTERVAL_MS = 30_000
+
+export class MemoryBroker implements Broker {
+  private readonly clients = new Map<string, ClientState>()
+  private readonly sweeper: Timer
+
+  constructor(
+    private readonly hub: Hub,
+    private readonly config: EventsConfig,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)
+    this.sweeper.unref()
+  }
+
+  /** Clients with any retained state (for tests and memory checks). */
+  get trackedClients(): number {
+    return this.clients.size
+  }
+
+  async publish(target: PublishTarget, envelope: EventEnvelope): Promise<PublishOutcome> {
+    const clientIds = target === 'connected' ? this.hub.connectedClientIds() : target
+    const frame = frameEvent(envelope)
+    const now = this.now()
+    let delivered = 0
+    let fresh = 0
+    for (const clientId of clientIds) {
+      const state = this.stateOf(clientId, true)
+      this.dropExpired(state, now)
+      // Idempotent retries: an id this client already retains is not published again.
+      if (state.history.some((retained) => retained.envelope.id === envelope.id)) continue
+      fresh++
+      this.retain(state, envelope, now)
+      if (envelope.event_type === QUESTION_EVENT_TYPE) this.makePending(state, envelope, now)
+      delivered += this.hub.deliver(clientId, frame, envelope.id)
+    }
+    return { delivered, duplicate: clientIds.length > 0 && fresh === 0 }
+  }
+
+  async retainedAfter(clientId: string, lastEventId: string): Promise<Replay> {
+    const state = this.stateOf(clientId, false)
+    if (state === undefined) return { gap: lastEventId !== '0', events: [] }
+    this.dropExpired(state, this.now())
+    const events = state.history.map((retained) => retained.envelope)
+    if (lastEventId === '0') return { gap: false, events }
+    const index = events.findIndex((envelope) => envelope.id === lastEventId)
+    return index === -1 ? { gap: true, events } : { gap: false, events: events.slice(index + 1) }
+  }
+
+  async pendingQuestions(clientId: string): Promise<EventEnvelope[]> {
+    const state = this.stateOf(clientId, false)
+    if (state === undefined) return []
+    this.dropExpired(state, this.now())
+    return [...state.questions.values()].map((question) => question.envelope)
+  }
+
+  async claimAnswer(clientId: string, questionId: string): Promise<AnswerClaim> {
+    const state = this.stateOf(clientId, false)
+    if (state === undefined) return 'unknown'
+    this.dropExpired(state, this.now())
+    const question = state.questions.get(questionId)
+    if (question === undefined) return state.answered.has(questionId) ? 'answered' : 'unknown'
+    if (question.claimed) return 'answered'
+    question.claimed = true
+    return 'claimed'
+  }
+
+  async settleAnswer(clientId: string, questionId: string, answered: boolean): Promise<void> {
+    const state = this.stateOf(clientId, false)
+    const question = state?.questions.get(questionId)
+    if (state === undefined || question === undefined) return
+    if (!answered) {
+      question.claimed = false
+      return
+    }
+    state.questions.delete(questionId)
+    state.answered.set(questionId, this.now() + this.config.questionTtlMs)
+    if (state.answered.size > MAX_ANSWERED_REMEMBERED) state.answered.delete(state.answered.keys().next().value!)
+  }
+
+  close(): void {
+    clearInterval(this.sweeper)
+  }
+
+  /** Drops what has expired everywhere, and client states left with nothing. */
+  sweep(now = this.now()): void {
+    for (const [clientId, state] of this.clients) {
+      this.dropExpired(state, now)
+      if (state.history.length === 0 && state.questions.size === 0 && state.answered.size === 0) this.clients.delete(clientId)
+    }
+  }
+
+  private stateOf(clientId: string, create: true): ClientState
+  private stateOf(clientId: string, create: false): ClientState | undefined
+  private stateOf(clientId: string, create: boolean): ClientState | undefined {
+    let state = this.clients.get(clientId)
+    if (state === undefined && create) {
+      state = { history: [], questions: new Map(), answered: new Map() }
+      this.clients.set(clientId, state)
+    }
+    return state
+  }
+
+  private retain(state: ClientState, envelope: EventEnvelope, now: number): void {
+    if (this.config.history === 0) return
+    state.history.push({ envelope, expiresAt: now + this.config.historyTtlMs })
+    if (state.history.length > this.config.history) state.history.shift()
+  }
+
+  private makePending(state: ClientState, envelope: EventEnvelope, now: number): void {
+    const data = envelope.data as { question_id: string; expires_at?: string }
+    const expiresAt = data.expires_at !== undefined ? Date.parse(data.expires_at) : now + this.config.questionTtlMs
+    state.answered.delete(data.question_id)
+    state.questions.set(data.question_id, { envelope, expiresAt, claimed: false })
+  }
+
+  private dropExpired(state: ClientState, now: number): void {
+    let expired = 0
+    while (expired < state.history.length && state.history[expired]!.expiresAt <= now) expired++
+    if (expired > 0) state.history.splice(0, expired)
+    for (const [questionId, question] of state.questions) if (question.expiresAt <= now && !question.claimed) state.questions.delete(questionId)
+    for (const [questionId, expiresAt] of state.answered) if (expiresAt <= now) state.answered.delete(questionId)
+  }
+}
