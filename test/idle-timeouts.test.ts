@@ -1,0 +1,60 @@
+/**
+ * No idle cut-off on long-lived streams (SPEC §4, §6). Bun closes connections idle for 10 s and
+ * Elysia's listen() for 30 s unless the gateway lifts the timeout per request; each test here
+ * stays silent for 40 s, so they run concurrently.
+ */
+import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { type MockBackend, startBackend } from './helpers/backend'
+import { type RunningGateway, startGateway } from './helpers/gateway'
+import { openStream, publish } from './helpers/sse-client'
+
+const SILENCE_MS = 40_000
+const encoder = new TextEncoder()
+
+let backend: MockBackend
+let gw: RunningGateway
+
+beforeAll(async () => {
+  backend = startBackend((request, server) => {
+    server.timeout(request, 0)
+    const body = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        controller.enqueue(encoder.encode('id: 1\ndata: first\n\n'))
+        await Bun.sleep(SILENCE_MS)
+        controller.enqueue(encoder.encode('id: 2\ndata: second\n\n'))
+        controller.close()
+      },
+    })
+    return new Response(body, { headers: { 'content-type': 'text/event-stream' } })
+  })
+  // Heartbeats slower than the silence, so nothing but the lifted timeout keeps the stream open.
+  gw = await startGateway({ QUIET_URL: backend.url, SSE_HEARTBEAT_MS: '120000' })
+})
+
+afterAll(async () => {
+  await gw.stop()
+  backend.stop()
+})
+
+test.concurrent(
+  'a proxied event-stream survives 40 s of silence from the backend',
+  async () => {
+    const response = await fetch(`${gw.url}/api/v1/quiet/stream`)
+    expect(await response.text()).toBe('id: 1\ndata: first\n\nid: 2\ndata: second\n\n')
+  },
+  SILENCE_MS + 15_000,
+)
+
+test.concurrent(
+  "the gateway's own event stream survives 40 s without events or heartbeats",
+  async () => {
+    const stream = await openStream(`${gw.url}/api/v1/events/quiet-client`)
+    await stream.waitFor((e) => e.event === 'connection.established')
+    await Bun.sleep(SILENCE_MS)
+    const { body } = await publish(gw.url, 'quiet-client', { event_type: 'late', data: {} })
+    expect(body.delivered).toBe(1)
+    expect((await stream.waitFor((e) => e.event === 'late')).id).toBe(body.id)
+    stream.close()
+  },
+  SILENCE_MS + 15_000,
+)
