@@ -37,13 +37,13 @@ describe('replay (SPEC §6)', () => {
   test('Last-Event-ID resumes after that event', () =>
     withGateway({}, async (gw) => {
       const ids = await publishMany(gw, 'resume', 4)
-      expect(await replayed(gw, 'resume', '', { 'last-event-id': ids[1]! })).toEqual(['connection.established', ids[2], ids[3]])
+      expect(await replayed(gw, 'resume', '', { 'last-event-id': ids[1]! })).toEqual(['connection.established', ids[2]!, ids[3]!])
     }))
 
   test('the lastEventId query parameter works like the header (for EventSource polyfills and first connects)', () =>
     withGateway({}, async (gw) => {
       const ids = await publishMany(gw, 'query', 3)
-      expect(await replayed(gw, 'query', `?lastEventId=${ids[0]}`)).toEqual(['connection.established', ids[1], ids[2]])
+      expect(await replayed(gw, 'query', `?lastEventId=${ids[0]}`)).toEqual(['connection.established', ids[1]!, ids[2]!])
     }))
 
   test('no Last-Event-ID: no replay', () =>
@@ -55,7 +55,7 @@ describe('replay (SPEC §6)', () => {
   test('an id no longer retained gives replay.gap first, then everything retained', () =>
     withGateway({ SSE_HISTORY: '2' }, async (gw) => {
       const ids = await publishMany(gw, 'gappy', 4)
-      expect(await replayed(gw, 'gappy', '', { 'last-event-id': ids[0]! })).toEqual(['connection.established', 'replay.gap', ids[2], ids[3]])
+      expect(await replayed(gw, 'gappy', '', { 'last-event-id': ids[0]! })).toEqual(['connection.established', 'replay.gap', ids[2]!, ids[3]!])
       expect(await replayed(gw, 'gappy', '', { 'last-event-id': 'never-existed' })).toEqual(expect.arrayContaining(['replay.gap']))
     }))
 
@@ -70,7 +70,7 @@ describe('replay (SPEC §6)', () => {
       const [old] = await publishMany(gw, 'aging', 1)
       await Bun.sleep(250)
       const [recent] = await publishMany(gw, 'aging', 1)
-      expect(await replayed(gw, 'aging', '?lastEventId=0')).toEqual(['connection.established', recent])
+      expect(await replayed(gw, 'aging', '?lastEventId=0')).toEqual(['connection.established', recent!])
       expect(await replayed(gw, 'aging', '', { 'last-event-id': old! })).toEqual(expect.arrayContaining(['replay.gap']))
     }))
 

@@ -23,13 +23,14 @@ export async function startTcpRelay(targetPort: number): Promise<TcpRelay> {
     upstream.on('close', () => client.destroy())
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const severAll = () => {
+    for (const socket of open) socket.destroy()
+  }
   return {
     port: (server.address() as net.AddressInfo).port,
-    severAll() {
-      for (const socket of open) socket.destroy()
-    },
+    severAll,
     close() {
-      this.severAll()
+      severAll()
       server.close()
     },
   }
