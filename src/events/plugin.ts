@@ -5,6 +5,7 @@
 import { Elysia } from 'elysia'
 import type { Config } from '../config'
 import type { Admission } from '../http/admission'
+import type { IdleTimeoutControl } from '../http/context'
 import { readJsonObject } from '../http/body'
 import { GatewayError } from '../http/errors'
 import type { Logger } from '../log'
@@ -29,13 +30,9 @@ export interface EventsDependencies {
   metrics: Metrics
 }
 
-interface TimeoutControl {
-  timeout(request: Request, seconds: number): void
-}
-
 interface RouteContext {
   request: Request
-  server: TimeoutControl | null
+  server: IdleTimeoutControl | null
   params: Record<string, string>
 }
 
@@ -62,7 +59,7 @@ function validClientId(clientId: string | undefined): string {
 }
 
 /** SPEC §6 subscribe: established → replay (or gap) → pending questions → live. */
-async function subscribe(deps: EventsDependencies, request: Request, server: TimeoutControl | null, clientId: string): Promise<Response> {
+async function subscribe(deps: EventsDependencies, request: Request, server: IdleTimeoutControl | null, clientId: string): Promise<Response> {
   const { admission, broker, hub } = deps
   const context = admission.contextOf(request)
   const lastEventId = request.headers.get('last-event-id') ?? new URL(request.url).searchParams.get('lastEventId')

@@ -5,6 +5,11 @@
 import type { CorsPolicy } from './cors'
 import type { RateDecision } from '../ratelimit/token-bucket'
 
+/** The one server control the long-lived routes need: lifting Bun's idle timeout per request. */
+export interface IdleTimeoutControl {
+  timeout(request: Request, seconds: number): void
+}
+
 export interface GatewayContext {
   requestId: string
   /** After `TRUST_PROXY` resolution; canonical spelling (no `::ffff:` prefix). */

@@ -5,6 +5,7 @@
 import { Elysia } from 'elysia'
 import type { Config } from '../config'
 import type { Admission } from '../http/admission'
+import type { IdleTimeoutControl } from '../http/context'
 import { GatewayError, errorResponse } from '../http/errors'
 import type { Logger } from '../log'
 import type { Metrics } from '../ops/metrics'
@@ -33,19 +34,15 @@ export interface ProxyDependencies {
   metrics: Metrics
 }
 
-interface TimeoutControl {
-  timeout(request: Request, seconds: number): void
-}
-
 export function proxyRoutes(deps: ProxyDependencies) {
-  const handle = ({ request, server }: { request: Request; server: TimeoutControl | null }) => proxyRequest(deps, request, server)
+  const handle = ({ request, server }: { request: Request; server: IdleTimeoutControl | null }) => proxyRequest(deps, request, server)
   return new Elysia({ name: 'proxy' })
     .all(`${PROXY_PREFIX}:service`, handle, { parse: 'none' })
     .all(`${PROXY_PREFIX}:service/*`, handle, { parse: 'none' })
 }
 
 /** One proxied exchange; never throws: every failure becomes the SPEC §2 JSON error. */
-export async function proxyRequest(deps: ProxyDependencies, request: Request, server: TimeoutControl | null): Promise<Response> {
+export async function proxyRequest(deps: ProxyDependencies, request: Request, server: IdleTimeoutControl | null): Promise<Response> {
   const { config, admission } = deps
   const context = admission.contextOf(request)
   let route: ProxyRoute | undefined
