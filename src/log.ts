@@ -2,6 +2,7 @@
  * The pino logger: one JSON object per line on stdout, `level` as a word, ISO timestamps.
  * No transports: `bun build --compile` cannot ship the worker threads they spawn.
  */
+import { writeSync } from 'node:fs'
 import pino from 'pino'
 import type { LogLevel } from './config'
 
@@ -9,6 +10,53 @@ export type Logger = pino.Logger
 
 /** Where log lines go: stdout by default; tests pass a collector. */
 export type LogDestination = pino.DestinationStream
+
+/** Lines are written at least this often... */
+export const LOG_FLUSH_INTERVAL_MS = 100
+/** ...or as soon as this many characters wait. */
+export const LOG_FLUSH_CHARS = 64 * 1024
+
+/**
+ * Gathers log lines and writes them in batches, like nginx's `access_log … buffer=64k flush=…`:
+ * one write per batch instead of one per request. Batches go out every
+ * `LOG_FLUSH_INTERVAL_MS`, when `LOG_FLUSH_CHARS` wait, and on `flush()` (shutdown, exit).
+ */
+export class BatchedLineWriter implements LogDestination {
+  private pending: string[] = []
+  private chars = 0
+  private readonly timer: Timer
+
+  constructor(
+    private readonly output: (text: string) => void = (text) => writeSync(1, text),
+    intervalMs = LOG_FLUSH_INTERVAL_MS,
+    private readonly maxChars = LOG_FLUSH_CHARS,
+  ) {
+    this.timer = setInterval(() => this.flush(), intervalMs)
+    this.timer.unref()
+  }
+
+  write(line: string): void {
+    this.pending.push(line)
+    this.chars += line.length
+    if (this.chars >= this.maxChars) this.flush()
+  }
+
+  /** Writes what waits now; pino's `logger.flush(cb)` lands here. */
+  flush(callback?: (error?: Error) => void): void {
+    if (this.chars > 0) {
+      const text = this.pending.join('')
+      this.pending = []
+      this.chars = 0
+      this.output(text)
+    }
+    callback?.()
+  }
+
+  close(): void {
+    clearInterval(this.timer)
+    this.flush()
+  }
+}
 
 /**
  * @example createLogger('info').info({ port: 8081 }, 'Listening')
@@ -22,6 +70,6 @@ export function createLogger(level: LogLevel, destination?: LogDestination): Log
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination ?? pino.destination({ dest: 1, sync: false }),
+    destination ?? new BatchedLineWriter(),
   )
 }

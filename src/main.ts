@@ -28,6 +28,8 @@ try {
 }
 
 const logger = createLogger(config.logLevel)
+// Log lines are written in batches: whatever waits goes out before the process ends.
+process.on('exit', () => logger.flush())
 const gateway = createGateway({ config, logger })
 let server
 try {

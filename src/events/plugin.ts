@@ -28,11 +28,12 @@ export interface EventsDependencies {
   publisherAuth: PublisherAuth
   logger: Logger
   metrics: Metrics
+  /** The server, to lift its idle timeout on event streams. */
+  idleTimeouts: IdleTimeoutControl
 }
 
 interface RouteContext {
   request: Request
-  server: IdleTimeoutControl | null
   params: Record<string, string>
 }
 
@@ -41,7 +42,7 @@ export function eventsRoutes(deps: EventsDependencies) {
     throw new GatewayError('not_found', `no events route for ${request.method} ${new URL(request.url).pathname}`)
   }
   return new Elysia({ name: 'events' })
-    .get(`${EVENTS_PREFIX}/:client_id`, (c: RouteContext) => subscribe(deps, c.request, c.server, validClientId(c.params.client_id)))
+    .get(`${EVENTS_PREFIX}/:client_id`, (c: RouteContext) => subscribe(deps, c.request, validClientId(c.params.client_id)))
     .post(`${EVENTS_PREFIX}/:client_id/response`, (c: RouteContext) => answer(deps, c.request, validClientId(c.params.client_id)), {
       parse: 'none',
     })
@@ -59,12 +60,12 @@ function validClientId(clientId: string | undefined): string {
 }
 
 /** SPEC §6 subscribe: established → replay (or gap) → pending questions → live. */
-async function subscribe(deps: EventsDependencies, request: Request, server: IdleTimeoutControl | null, clientId: string): Promise<Response> {
+async function subscribe(deps: EventsDependencies, request: Request, clientId: string): Promise<Response> {
   const { admission, broker, hub } = deps
   const context = admission.contextOf(request)
   const lastEventId = request.headers.get('last-event-id') ?? new URL(request.url).searchParams.get('lastEventId')
   // Streams live for hours and may be quiet between heartbeats: no idle cut-off.
-  server?.timeout(request, 0)
+  deps.idleTimeouts.timeout(request, 0)
   const connection = hub.open(clientId, { request_id: context.requestId, client_ip: context.clientIp, last_event_id: lastEventId ?? undefined })
   // The stream's cancel() is not always called when a client vanishes (elysia#1768): watch the request too.
   request.signal.addEventListener('abort', () => connection.close('client_closed'), { once: true })

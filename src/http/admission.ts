@@ -47,9 +47,9 @@ export class Admission {
 
   /**
    * Admits `request`: returns a response when the gateway answers it here (preflight, 429),
-   * else `undefined` and the route runs.
+   * else what it learned, and the route runs.
    */
-  admit(request: Request, server: PeerSource | null): Response | undefined {
+  admit(request: Request, server: PeerSource | null): Response | GatewayContext {
     const peerIp = canonicalIp(server?.requestIP(request)?.address ?? '')
     const context: GatewayContext = {
       requestId: requestIdFor(request.headers.get('x-request-id')),
@@ -75,7 +75,7 @@ export class Admission {
       applyAdmissionHeaders(context, answer.headers)
       return answer
     }
-    return undefined
+    return context
   }
 
   /** What admission learned about `request`. */

@@ -62,6 +62,9 @@ export class TrustedProxies {
 
 /** `::ffff:127.0.0.1` → `127.0.0.1`, so logs, limits and `TRUST_PROXY` see one spelling per address. */
 export function canonicalIp(address: string): string {
+  // Fast paths for what Bun reports on every request: plain IPv4, or IPv4 mapped into IPv6.
+  if (!address.includes(':')) return address
+  if (address.startsWith('::ffff:') && address.includes('.', 7)) return address.slice(7)
   if (!ipaddr.isValid(address)) return address
   return normalize(ipaddr.parse(address)).toString()
 }

@@ -65,10 +65,19 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry })
   }
 
+  /** Label children by `service method status`: prom-client hashes the label object on every plain call. */
+  private readonly children = new Map<string, { count: { inc(): void }; duration: { observe(seconds: number): void } }>()
+
   /** Records one answered request. */
   observe(service: string, method: string, status: number, seconds: number): void {
-    this.requests.inc({ service, method, status })
-    this.requestDuration.observe({ service }, seconds)
+    const key = `${service} ${method} ${status}`
+    let child = this.children.get(key)
+    if (child === undefined) {
+      child = { count: this.requests.labels(service, method, String(status)), duration: this.requestDuration.labels(service) }
+      this.children.set(key, child)
+    }
+    child.count.inc()
+    child.duration.observe(seconds)
   }
 
   /** The text exposition for `GET /metrics`. */

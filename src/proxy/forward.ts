@@ -46,11 +46,9 @@ const CONNECT_CODES = new Set(['ECONNREFUSED', 'ConnectionRefused', 'FailedToOpe
  */
 export async function forward(options: ForwardOptions): Promise<Response> {
   const controller = new AbortController()
-  const timedOut = new ForwardFailure('timeout', `no response headers within ${options.timeoutMs} ms`)
-  const clientGone = new ForwardFailure('client_gone', 'the client disconnected')
-  const tooLarge = new ForwardFailure('too_large', `request body larger than ${options.maxBodyBytes} bytes`)
-  const timer = setTimeout(() => controller.abort(timedOut), options.timeoutMs)
-  const onClientAbort = () => controller.abort(clientGone)
+  // Failures are made only when they happen: an Error per request would cost a stack trace each.
+  const timer = setTimeout(() => controller.abort(new ForwardFailure('timeout', `no response headers within ${options.timeoutMs} ms`)), options.timeoutMs)
+  const onClientAbort = () => controller.abort(new ForwardFailure('client_gone', 'the client disconnected'))
   if (options.clientSignal?.aborted) onClientAbort()
   else options.clientSignal?.addEventListener('abort', onClientAbort, { once: true })
 
@@ -71,16 +69,16 @@ export async function forward(options: ForwardOptions): Promise<Response> {
     }
     return await fetch(options.url, init)
   } catch (error) {
-    if (limitExceeded) throw tooLarge
-    throw classify(error, [timedOut, clientGone])
+    if (limitExceeded) throw new ForwardFailure('too_large', `request body larger than ${options.maxBodyBytes} bytes`)
+    throw classify(error)
   } finally {
     clearTimeout(timer)
   }
 }
 
-function classify(error: unknown, known: ForwardFailure[]): ForwardFailure {
+function classify(error: unknown): ForwardFailure {
+  // Our own abort reasons (timeout, client gone) arrive as the rejection itself.
   if (error instanceof ForwardFailure) return error
-  for (const failure of known) if (error === failure) return failure
   const code = (error as { code?: string }).code ?? ''
   const message = (error as Error).message ?? String(error)
   if (CONNECT_CODES.has(code)) return new ForwardFailure('connect', `cannot connect to the backend (${code})`)

@@ -44,11 +44,12 @@ export function dropHopByHop(headers: Headers): Headers {
 }
 
 /**
- * The headers a backend receives: the client's, minus hop-by-hop, plus `X-Forwarded-*` and `X-Request-Id`.
- * @example upstreamRequestHeaders(request.headers, { peerIp: '10.0.0.9', proto: 'http', requestId: 'r1' })
+ * Turns the client's headers, in place (no copy on the hot path), into those a backend receives:
+ * minus hop-by-hop, plus `X-Forwarded-*` and `X-Request-Id`.
+ * @example prepareUpstreamHeaders(request.headers, { peerIp: '10.0.0.9', proto: 'http', requestId: 'r1' })
  */
-export function upstreamRequestHeaders(incoming: Headers, facts: ForwardingFacts): Headers {
-  const headers = dropHopByHop(new Headers(incoming))
+export function prepareUpstreamHeaders(incoming: Headers, facts: ForwardingFacts): Headers {
+  const headers = dropHopByHop(incoming)
   const host = headers.get('host')
   // The backend's own Host comes from its URL (nginx's default `proxy_set_header Host $proxy_host`).
   headers.delete('host')
@@ -60,7 +61,10 @@ export function upstreamRequestHeaders(incoming: Headers, facts: ForwardingFacts
   return headers
 }
 
-/** The headers the client receives from a backend's response: all but hop-by-hop, `Set-Cookie` kept apart. */
-export function downstreamResponseHeaders(upstream: Headers): Headers {
-  return dropHopByHop(new Headers(upstream))
+/**
+ * The backend's response headers made fit for the client, in place (the response is handed on
+ * as it is, without a copy): all but hop-by-hop, `Set-Cookie` kept apart.
+ */
+export function toDownstreamHeaders(upstream: Headers): Headers {
+  return dropHopByHop(upstream)
 }

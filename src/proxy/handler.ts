@@ -1,16 +1,18 @@
 /**
  * `ANY /api/v1/:service/*` (SPEC §4) as named phases: route → upstream request → forward →
  * response headers → log. Each phase is a plain function in this folder.
+ *
+ * This is the gateway's hot path, so the server hands these requests straight to
+ * `proxyRequest` rather than through Elysia's router and hooks (see README, design notes).
  */
-import { Elysia } from 'elysia'
-import type { Config } from '../config'
+import { type Config, RESERVED_SERVICE_NAMES } from '../config'
 import type { Admission } from '../http/admission'
-import type { IdleTimeoutControl } from '../http/context'
+import { type GatewayContext, type IdleTimeoutControl, applyGatewayHeaders } from '../http/context'
 import { GatewayError, errorResponse } from '../http/errors'
 import type { Logger } from '../log'
 import type { Metrics } from '../ops/metrics'
 import { ForwardFailure, type ForwardFailureKind, forward } from './forward'
-import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers'
+import { prepareUpstreamHeaders, toDownstreamHeaders } from './headers'
 import { PROXY_PREFIX, type ProxyRoute, resolveRoute } from './route'
 
 /** SPEC §4: the methods the proxy forwards. */
@@ -34,17 +36,22 @@ export interface ProxyDependencies {
   metrics: Metrics
 }
 
-export function proxyRoutes(deps: ProxyDependencies) {
-  const handle = ({ request, server }: { request: Request; server: IdleTimeoutControl | null }) => proxyRequest(deps, request, server)
-  return new Elysia({ name: 'proxy' })
-    .all(`${PROXY_PREFIX}:service`, handle, { parse: 'none' })
-    .all(`${PROXY_PREFIX}:service/*`, handle, { parse: 'none' })
+/**
+ * Whether `url` belongs to the proxy: `/api/v1/<service>...` for any name but the gateway's own.
+ * @example isProxyUrl('http://gw/api/v1/runner/jobs') // true; '/api/v1/events/alice' → false
+ */
+export function isProxyUrl(url: string): boolean {
+  const start = url.indexOf('/', url.indexOf('//') + 2)
+  if (!url.startsWith(PROXY_PREFIX, start)) return false
+  const nameStart = start + PROXY_PREFIX.length
+  let nameEnd = nameStart
+  while (nameEnd < url.length && url[nameEnd] !== '/' && url[nameEnd] !== '?') nameEnd++
+  return nameEnd > nameStart && !RESERVED_SERVICE_NAMES.has(url.slice(nameStart, nameEnd))
 }
 
 /** One proxied exchange; never throws: every failure becomes the SPEC §2 JSON error. */
-export async function proxyRequest(deps: ProxyDependencies, request: Request, server: IdleTimeoutControl | null): Promise<Response> {
+export async function proxyRequest(deps: ProxyDependencies, request: Request, server: IdleTimeoutControl, context: GatewayContext): Promise<Response> {
   const { config, admission } = deps
-  const context = admission.contextOf(request)
   let route: ProxyRoute | undefined
   try {
     route = resolveRoute(request.url, config.services)
@@ -56,26 +63,26 @@ export async function proxyRequest(deps: ProxyDependencies, request: Request, se
       throw new GatewayError('payload_too_large', `request body of ${declaredLength} bytes exceeds the limit of ${config.maxBodyBytes}`)
     }
     // Slow backends and long-lived streams must outlive Bun's idle timeout; UPSTREAM_TIMEOUT_MS bounds the wait instead.
-    server?.timeout(request, 0)
+    server.timeout(request, 0)
     const upstream = await forward({
       url: route.upstreamUrl,
       method: request.method,
-      headers: upstreamRequestHeaders(request.headers, { peerIp: context.peerIp, proto: 'http', requestId: context.requestId }),
+      headers: prepareUpstreamHeaders(request.headers, { peerIp: context.peerIp, proto: 'http', requestId: context.requestId }),
       body: request.body,
       hasContentLength: declaredLength !== null,
       maxBodyBytes: config.maxBodyBytes,
       timeoutMs: config.upstreamTimeoutMs,
       clientSignal: request.signal,
     })
-    const headers = admission.decorate(request, downstreamResponseHeaders(upstream.headers))
-    record(deps, request, route, upstream.status)
-    return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers })
+    applyGatewayHeaders(context, request, admission.cors, toDownstreamHeaders(upstream.headers))
+    record(deps, request, context, route, upstream.status)
+    return upstream
   } catch (error) {
     const failure = asGatewayError(deps, route, error)
     const status = error instanceof ForwardFailure && error.kind === 'client_gone' ? CLIENT_CLOSED_REQUEST : failure.status
-    record(deps, request, route, status, error instanceof ForwardFailure ? error.kind : undefined)
+    record(deps, request, context, route, status, error instanceof ForwardFailure ? error.kind : undefined)
     const answer = errorResponse(failure.code, failure.message, context.requestId, failure.headers)
-    admission.decorate(request, answer.headers)
+    applyGatewayHeaders(context, request, admission.cors, answer.headers)
     return answer
   }
 }
@@ -93,8 +100,14 @@ function asGatewayError(deps: ProxyDependencies, route: ProxyRoute | undefined, 
 }
 
 /** The SPEC §4 log line and the request metrics; `Authorization` and `Cookie` are never among the fields. */
-function record(deps: ProxyDependencies, request: Request, route: ProxyRoute | undefined, status: number, upstreamError?: ForwardFailureKind): void {
-  const context = deps.admission.contextOf(request)
+function record(
+  deps: ProxyDependencies,
+  request: Request,
+  context: GatewayContext,
+  route: ProxyRoute | undefined,
+  status: number,
+  upstreamError?: ForwardFailureKind,
+): void {
   const seconds = (performance.now() - context.startedAt) / 1000
   const service = route?.service.name ?? 'unknown'
   deps.metrics.observe(service, PROXIED_METHODS.has(request.method) ? request.method : 'OTHER', status, seconds)

@@ -1,0 +1,64 @@
+/** Starting pinned processes and reading their CPU time and memory from /proc. */
+import type { Subprocess } from 'bun'
+import net from 'node:net'
+import { readFileSync } from 'node:fs'
+
+export const CORES = navigator.hardwareConcurrency
+/** With two or more cores: the load generator on one, the servers under test on another. */
+export const CLIENT_CORE = 0
+export const SERVER_CORE = CORES >= 2 ? 1 : 0
+const CLOCK_TICKS_PER_SECOND = 100
+
+/** `taskset -c <core> command…` when there is more than one core, else the command itself. */
+export function pinned(core: number, command: string[]): string[] {
+  return CORES >= 2 ? ['taskset', '-c', String(core), ...command] : command
+}
+
+export function spawnPinned(core: number, command: string[], env: Record<string, string> = {}, stdout: 'pipe' | 'ignore' | number = 'pipe'): Subprocess {
+  return Bun.spawn(pinned(core, command), { env: { ...process.env, ...env }, stdout, stderr: 'inherit', stdin: 'ignore' })
+}
+
+/** User plus system CPU seconds of a process, all threads. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND
+}
+
+/** Resident set size in bytes. */
+export function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = /VmRSS:\s+(\d+) kB/.exec(status)
+  return kb ? Number(kb[1]) * 1024 : 0
+}
+
+/** A port on 127.0.0.1 that nothing listens on right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** Resolves once `url` answers, or throws after `timeoutMs`. */
+export async function waitForHttp(url: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      await fetch(url)
+      return
+    } catch {
+      if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`)
+      await Bun.sleep(50)
+    }
+  }
+}
+
+export async function stop(child: Subprocess | undefined): Promise<void> {
+  if (child === undefined || child.exitCode !== null) return
+  child.kill('SIGTERM')
+  const exited = await Promise.race([child.exited.then(() => true), Bun.sleep(12_000).then(() => false)])
+  if (!exited) child.kill('SIGKILL')
+}

@@ -1,0 +1,115 @@
+/**
+ * Proxy throughput: direct-to-backend, nginx and the gateway against one backend, in
+ * interleaved rounds so that machine noise hits all three alike.
+ */
+import type { Subprocess } from 'bun'
+import { mkdtempSync, openSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { nginxConfig } from './nginx'
+import { SERVER_CORE, cpuSeconds, freePort, spawnPinned, stop, waitForHttp } from './processes'
+import { type WrkResult, runWrk } from './wrk'
+
+export const SCENARIOS = ['direct', 'nginx', 'gateway'] as const
+export type Scenario = (typeof SCENARIOS)[number]
+
+export interface RoundResult extends WrkResult {
+  scenario: Scenario
+  round: number
+  /** CPU of the proxy under test per request (the backend's for direct). */
+  proxyCpuUsPerRequest: number
+  /** CPU of backend plus proxy per request. */
+  totalCpuUsPerRequest: number
+}
+
+export interface ProxyOptions {
+  rounds: number
+  seconds: number
+  connections: number
+  binary: string
+  workDir: string
+}
+
+interface Target {
+  url: string
+  proxyPid: number
+}
+
+/** Runs every round and returns each measurement. */
+export async function runProxyScenarios(options: ProxyOptions, log: (line: string) => void): Promise<RoundResult[]> {
+  const dir = mkdtempSync(`${tmpdir()}/gateway-bench-`)
+  const children: Subprocess[] = []
+  try {
+    const backendPort = await freePort()
+    const backend = spawnPinned(SERVER_CORE, ['bun', `${import.meta.dir}/backend.ts`, String(backendPort)], { NODE_ENV: 'production' })
+    children.push(backend)
+    await waitForHttp(`http://127.0.0.1:${backendPort}/`)
+
+    const nginxPort = await freePort()
+    const nginx = spawnPinned(SERVER_CORE, ['nginx', '-c', nginxConfig(dir, nginxPort, backendPort), '-e', `${dir}/error.log`])
+    children.push(nginx)
+    await waitForHttp(`http://127.0.0.1:${nginxPort}/`)
+    const nginxWorker = await workerPid(nginx.pid)
+
+    const gatewayPort = await freePort()
+    const gateway = spawnPinned(
+      SERVER_CORE,
+      [options.binary],
+      {
+        PORT: String(gatewayPort),
+        HOST: '127.0.0.1',
+        BENCH_URL: `http://127.0.0.1:${backendPort}`,
+        LOG_LEVEL: 'info',
+        // On, with a limit no benchmark reaches: every request still takes a token.
+        RATE_LIMIT: '1000000000',
+      },
+      // Its JSON log lines go to a file, as nginx's access log does.
+      openSync(`${dir}/gateway.log`, 'a'),
+    )
+    children.push(gateway)
+    await waitForHttp(`http://127.0.0.1:${gatewayPort}/health`)
+
+    const targets: Record<Scenario, Target> = {
+      direct: { url: `http://127.0.0.1:${backendPort}/api/v1/bench/runs/1`, proxyPid: backend.pid },
+      nginx: { url: `http://127.0.0.1:${nginxPort}/api/v1/bench/runs/1`, proxyPid: nginxWorker },
+      gateway: { url: `http://127.0.0.1:${gatewayPort}/api/v1/bench/runs/1`, proxyPid: gateway.pid },
+    }
+    // Warm every path (JIT, pools) before measuring.
+    for (const scenario of SCENARIOS) await runWrk(targets[scenario].url, { seconds: 2, connections: options.connections })
+
+    const results: RoundResult[] = []
+    for (let round = 1; round <= options.rounds; round++) {
+      for (const scenario of SCENARIOS) {
+        const target = targets[scenario]
+        const proxyBefore = cpuSeconds(target.proxyPid)
+        const backendBefore = cpuSeconds(backend.pid)
+        const wrk = await runWrk(target.url, { seconds: options.seconds, connections: options.connections })
+        const proxyCpu = cpuSeconds(target.proxyPid) - proxyBefore
+        const backendCpu = cpuSeconds(backend.pid) - backendBefore
+        const result: RoundResult = {
+          scenario,
+          round,
+          ...wrk,
+          proxyCpuUsPerRequest: (proxyCpu / wrk.requests) * 1e6,
+          totalCpuUsPerRequest: ((scenario === 'direct' ? proxyCpu : proxyCpu + backendCpu) / wrk.requests) * 1e6,
+        }
+        results.push(result)
+        log(
+          `  round ${round} ${scenario.padEnd(7)} ${Math.round(wrk.requestsPerSecond).toString().padStart(7)} req/s  p50 ${wrk.p50Ms.toFixed(2)} ms  p99 ${wrk.p99Ms.toFixed(2)} ms  ${result.proxyCpuUsPerRequest.toFixed(1)} µs CPU/req${wrk.errors ? `  ERRORS ${wrk.errors}` : ''}`,
+        )
+      }
+    }
+    return results
+  } finally {
+    for (const child of children.reverse()) await stop(child)
+  }
+}
+
+/** nginx's single worker: the process that does the proxying. */
+async function workerPid(masterPid: number): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const children = (await Bun.$`pgrep -P ${masterPid}`.nothrow().text()).trim().split('\n').filter(Boolean)
+    if (children.length > 0) return Number(children[0])
+    await Bun.sleep(50)
+  }
+  throw new Error('nginx worker did not start')
+}

@@ -1,0 +1,159 @@
+/**
+ * `bun run bench` — the gateway against nginx and direct-to-backend, event streams at scale,
+ * and the rate limiter. `bun run bench -- --quick` for a one-minute pass.
+ *
+ * Installs what it needs (wrk, nginx) with apt-get when missing, builds bin/api-gateway, pins
+ * the load generator and the servers under test to different cores, and writes the figures to
+ * bench-results/latest.json (plus a dated copy).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { CLIENT_CORE, CORES, SERVER_CORE } from './processes'
+import { type RoundResult, SCENARIOS, type Scenario, runProxyScenarios } from './proxy-scenarios'
+import { type SseResult, runSseScenario } from './sse-scenarios'
+
+const ROOT = new URL('../..', import.meta.url).pathname
+const quick = process.argv.includes('--quick')
+/** `--only proxy|sse|limiter`: one part, for tuning sessions. */
+const only = process.argv[process.argv.indexOf('--only') + 1]
+const runs = (part: string) => !process.argv.includes('--only') || only === part
+const log = (line: string) => console.log(line)
+
+const plan = quick
+  ? { rounds: 3, seconds: 3, connections: 64, sseStreams: [1_000] }
+  : { rounds: 7, seconds: 10, connections: 64, sseStreams: [1_000, 10_000, 19_900] }
+
+await ensureTools()
+await Bun.$`bun ${ROOT}scripts/build.ts --if-stale`.cwd(ROOT)
+const binary = `${ROOT}bin/api-gateway`
+const started = new Date()
+log(`api-gateway benchmark (${quick ? 'quick' : 'full'}) on ${CORES} cores: load on core ${CLIENT_CORE}, servers on core ${SERVER_CORE}`)
+
+let rounds: RoundResult[] = []
+let summary: Record<Scenario, ScenarioSummary> | undefined
+if (runs('proxy')) {
+  log(`\nProxy throughput (wrk -t1 -c${plan.connections}, ${plan.rounds} interleaved rounds of ${plan.seconds} s):`)
+  rounds = await runProxyScenarios({ ...plan, binary, workDir: ROOT }, log)
+  summary = summarize(rounds)
+  printProxyTable(summary)
+}
+
+const sse: SseResult[] = []
+if (runs('sse')) {
+  log('\nEvent streams (raw-socket load client in its own process):')
+  for (const streams of plan.sseStreams) sse.push(await runSseScenario(binary, streams, log))
+  printSseTable(sse)
+}
+
+let limiter: { decisionsPerSecond: number; bytesPerAddress: number } | undefined
+if (runs('limiter')) {
+  log('\nRate limiter:')
+  limiter = JSON.parse(await Bun.$`bun ${ROOT}scripts/bench/ratelimit.ts ${quick ? '--quick' : ''}`.text())
+  log(`  ${(limiter!.decisionsPerSecond / 1e6).toFixed(2)} M decisions/s, ${limiter!.bytesPerAddress} bytes per tracked address`)
+}
+
+const results = {
+  date: started.toISOString(),
+  mode: quick ? 'quick' : 'full',
+  machine: { cores: CORES, cpu: cpuModel(), clientCore: CLIENT_CORE, serverCore: SERVER_CORE, bun: Bun.version },
+  plan,
+  proxy: { summary, rounds },
+  sse,
+  limiter,
+}
+mkdirSync(`${ROOT}bench-results`, { recursive: true })
+const json = JSON.stringify(results, null, 2)
+writeFileSync(`${ROOT}bench-results/latest.json`, json)
+writeFileSync(`${ROOT}bench-results/${started.toISOString().replaceAll(':', '-')}.json`, json)
+log(`\nResults: bench-results/latest.json`)
+
+interface ScenarioSummary {
+  requestsPerSecond: number
+  p50Ms: number
+  p99Ms: number
+  proxyCpuUsPerRequest: number
+  totalCpuUsPerRequest: number
+  errors: number
+  vsNginx: number
+  vsDirect: number
+  p99VsNginx: number
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
+}
+
+function summarize(all: RoundResult[]): Record<Scenario, ScenarioSummary> {
+  const of = (scenario: Scenario) => all.filter((r) => r.scenario === scenario)
+  const base = Object.fromEntries(
+    SCENARIOS.map((scenario) => {
+      const runs = of(scenario)
+      return [
+        scenario,
+        {
+          requestsPerSecond: median(runs.map((r) => r.requestsPerSecond)),
+          p50Ms: median(runs.map((r) => r.p50Ms)),
+          p99Ms: median(runs.map((r) => r.p99Ms)),
+          proxyCpuUsPerRequest: median(runs.map((r) => r.proxyCpuUsPerRequest)),
+          totalCpuUsPerRequest: median(runs.map((r) => r.totalCpuUsPerRequest)),
+          errors: runs.reduce((sum, r) => sum + r.errors, 0),
+        },
+      ]
+    }),
+  ) as Record<Scenario, Omit<ScenarioSummary, 'vsNginx' | 'vsDirect' | 'p99VsNginx'>>
+  return Object.fromEntries(
+    SCENARIOS.map((scenario) => [
+      scenario,
+      {
+        ...base[scenario],
+        vsNginx: base[scenario].requestsPerSecond / base.nginx.requestsPerSecond,
+        vsDirect: base[scenario].requestsPerSecond / base.direct.requestsPerSecond,
+        p99VsNginx: base[scenario].p99Ms / base.nginx.p99Ms,
+      },
+    ]),
+  ) as Record<Scenario, ScenarioSummary>
+}
+
+function printProxyTable(summary: Record<Scenario, ScenarioSummary>): void {
+  log('\n| scenario | req/s (median) | p50 ms | p99 ms | proxy CPU µs/req | backend+proxy CPU µs/req | × nginx | × direct | p99 × nginx | errors |')
+  log('|---|---|---|---|---|---|---|---|---|---|')
+  for (const scenario of SCENARIOS) {
+    const s = summary[scenario]
+    log(
+      `| ${scenario} | ${Math.round(s.requestsPerSecond)} | ${s.p50Ms.toFixed(2)} | ${s.p99Ms.toFixed(2)} | ${s.proxyCpuUsPerRequest.toFixed(1)} | ${s.totalCpuUsPerRequest.toFixed(1)} | ${s.vsNginx.toFixed(2)} | ${s.vsDirect.toFixed(2)} | ${s.p99VsNginx.toFixed(2)} | ${s.errors} |`,
+    )
+  }
+}
+
+function printSseTable(results: SseResult[]): void {
+  log('\n| streams | RSS/stream KB (cycle 1) | broadcast p50 ms | p99 ms | max ms | delivered | hub empty after each drop | RSS after drops MB (1→3) | growth |')
+  log('|---|---|---|---|---|---|---|---|---|')
+  for (const r of results) {
+    const all = r.cycles.flatMap((c) => c.broadcasts)
+    const p = (key: 'p50Ms' | 'p99Ms' | 'maxMs') => median(all.map((b) => b[key])).toFixed(1)
+    const delivered = all.every((b) => b.received === b.streams) ? 'all' : `${Math.min(...all.map((b) => b.received))}/${r.streams}`
+    log(
+      `| ${r.streams} | ${(r.cycles[0]!.rssBytesPerStream / 1024).toFixed(2)} | ${p('p50Ms')} | ${p('p99Ms')} | ${p('maxMs')} | ${delivered} | ${r.cycles.every((c) => c.hubEmptyAfterDrop)} | ${r.cycles.map((c) => (c.rssBytesAfterDrop / 1e6).toFixed(1)).join(' → ')} | ${(r.rssGrowthAfterCycles * 100).toFixed(1)}% |`,
+    )
+  }
+}
+
+function cpuModel(): string {
+  try {
+    return /model name\s*:\s*(.+)/.exec(require('node:fs').readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown'
+  } catch {
+    return 'unknown'
+  }
+}
+
+async function ensureTools(): Promise<void> {
+  const missing = []
+  if (!Bun.which('wrk')) missing.push('wrk')
+  if (!Bun.which('nginx') && !Bun.which('nginx', { PATH: '/usr/sbin' })) missing.push('nginx')
+  if (CORES >= 2 && !Bun.which('taskset')) missing.push('util-linux')
+  if (missing.length === 0) return
+  log(`installing ${missing.join(', ')} with apt-get`)
+  await Bun.$`apt-get update -qq`
+  await Bun.$`DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${missing}`.quiet()
+}

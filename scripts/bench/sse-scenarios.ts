@@ -1,0 +1,142 @@
+/**
+ * Event streams at scale: N streams held by the load client (its own process), the gateway's
+ * RSS per stream, the delivery time of a broadcast through the HTTP publish API, and three
+ * connect/drop cycles to show that nothing is retained.
+ */
+import type { Subprocess } from 'bun'
+import { mkdtempSync, openSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { CLIENT_CORE, SERVER_CORE, freePort, pinned, rssBytes, spawnPinned, stop, waitForHttp } from './processes'
+
+export interface BroadcastResult {
+  received: number
+  streams: number
+  p50Ms: number
+  p99Ms: number
+  maxMs: number
+}
+
+export interface CycleResult {
+  cycle: number
+  connectMs: number
+  rssBytesConnected: number
+  rssBytesPerStream: number
+  broadcasts: BroadcastResult[]
+  hubEmptyAfterDrop: boolean
+  rssBytesAfterDrop: number
+}
+
+export interface SseResult {
+  streams: number
+  rssBytesBaseline: number
+  cycles: CycleResult[]
+  /** RSS after the third drop relative to after the first (SPEC target: within 10%). */
+  rssGrowthAfterCycles: number
+}
+
+const BROADCASTS_PER_CYCLE = 3
+const SETTLE_MS = 1_500
+
+/** One gateway, one load client, three cycles of `streams` connections. */
+export async function runSseScenario(binary: string, streams: number, log: (line: string) => void): Promise<SseResult> {
+  const dir = mkdtempSync(`${tmpdir()}/gateway-sse-bench-`)
+  const children: Subprocess[] = []
+  try {
+    const port = await freePort()
+    const gateway = spawnPinned(
+      SERVER_CORE,
+      [binary],
+      { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', RATE_LIMIT: '1000000000' },
+      openSync(`${dir}/gateway.log`, 'a'),
+    )
+    children.push(gateway)
+    const base = `http://127.0.0.1:${port}`
+    await waitForHttp(`${base}/health`)
+    const client = Bun.spawn(pinned(CLIENT_CORE, ['bun', `${import.meta.dir}/sse-load.ts`]), { stdin: 'pipe', stdout: 'pipe', stderr: 'inherit' })
+    children.push(client)
+    const replies = lines(client.stdout)
+    const reply = async (until: string) => {
+      for (;;) {
+        const next = await replies.next()
+        if (next.done) throw new Error(`load client exited while waiting for ${until}`)
+        const message = JSON.parse(next.value)
+        if (message.event === until) return message
+      }
+    }
+    const command = (text: string, until: string) => {
+      client.stdin.write(`${text}\n`)
+      client.stdin.flush()
+      return reply(until)
+    }
+
+    await Bun.sleep(SETTLE_MS)
+    const rssBytesBaseline = rssBytes(gateway.pid)
+    const cycles: CycleResult[] = []
+    for (let cycle = 1; cycle <= 3; cycle++) {
+      const connected = await command(`connect ${port} ${streams}`, 'connected')
+      await Bun.sleep(SETTLE_MS)
+      const rssBytesConnected = rssBytes(gateway.pid)
+      const broadcasts: BroadcastResult[] = []
+      for (let b = 0; b < BROADCASTS_PER_CYCLE; b++) {
+        await command('expect', 'armed')
+        const response = await fetch(`${base}/api/v1/events`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ event_type: 'bench.broadcast', data: { sent_at: performance.timeOrigin + performance.now(), n: b } }),
+        })
+        if (response.status !== 202) throw new Error(`publish answered ${response.status}: ${await response.text()}`)
+        broadcasts.push(await reply('delivered'))
+      }
+      await command('drop', 'dropped')
+      const hubEmptyAfterDrop = await waitForNoStreams(base)
+      await Bun.sleep(SETTLE_MS)
+      const result: CycleResult = {
+        cycle,
+        connectMs: connected.ms,
+        rssBytesConnected,
+        rssBytesPerStream: (rssBytesConnected - rssBytesBaseline) / streams,
+        broadcasts,
+        hubEmptyAfterDrop,
+        rssBytesAfterDrop: rssBytes(gateway.pid),
+      }
+      cycles.push(result)
+      const worst = broadcasts.reduce((a, b) => (b.p99Ms > a.p99Ms ? b : a))
+      log(
+        `  ${streams} streams, cycle ${cycle}: ${(result.rssBytesPerStream / 1024).toFixed(2)} KB RSS/stream, broadcast p50 ${worst.p50Ms.toFixed(1)} / p99 ${worst.p99Ms.toFixed(1)} / max ${worst.maxMs.toFixed(1)} ms (${worst.received}/${worst.streams}), hub empty after drop: ${hubEmptyAfterDrop}, RSS after drop ${(result.rssBytesAfterDrop / 1e6).toFixed(1)} MB`,
+      )
+    }
+    client.stdin.write('exit\n')
+    client.stdin.flush()
+    return {
+      streams,
+      rssBytesBaseline,
+      cycles,
+      rssGrowthAfterCycles: cycles[2]!.rssBytesAfterDrop / cycles[0]!.rssBytesAfterDrop - 1,
+    }
+  } finally {
+    for (const child of children.reverse()) await stop(child)
+  }
+}
+
+/** Polls the gateway's own gauge until it reports no open stream. */
+async function waitForNoStreams(base: string): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    const metrics = await (await fetch(`${base}/metrics`)).text()
+    if (/^gateway_sse_connections 0$/m.test(metrics)) return true
+    await Bun.sleep(100)
+  }
+  return false
+}
+
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder()
+  let buffer = ''
+  for await (const chunk of stream) {
+    buffer += decoder.decode(chunk, { stream: true })
+    let end: number
+    while ((end = buffer.indexOf('\n')) !== -1) {
+      yield buffer.slice(0, end)
+      buffer = buffer.slice(end + 1)
+    }
+  }
+}
