@@ -51,7 +51,7 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
   const publisherAuth = new PublisherAuth(config.events.publishToken)
   const admission = new Admission(config, metrics, (request, path) => publisherAuth.isAuthenticatedPublish(request, path))
   const hub = new Hub(config.events.heartbeatMs, config.events.buffer, metrics, logger)
-  const broker = new MemoryBroker(hub, config.events)
+  const broker = new MemoryBroker(hub, config.events, metrics)
   const lifecycle = new Lifecycle()
   // SPEC §8: streams close at once so their clients reconnect to another instance and replay.
   lifecycle.onShutdown(() => hub.closeAll('shutdown'))
@@ -64,7 +64,13 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
     if (admitted instanceof Response) return admitted
     // The hot path skips Elysia's router and hooks, which cost about a sixth of a proxied request.
     if (isProxyUrl(request.url)) return proxyRequest(proxy, request, idleTimeouts, admitted)
-    return app.fetch(request)
+    return answerWithApp(request)
+  }
+  const answerWithApp = async (request: Request) => {
+    const response = await app.fetch(request)
+    // Once answered, the context can go, even while an event stream keeps the request alive for hours.
+    admission.forget(request)
+    return response
   }
   return {
     handle,

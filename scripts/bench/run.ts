@@ -18,9 +18,12 @@ const only = process.argv[process.argv.indexOf('--only') + 1]
 const runs = (part: string) => !process.argv.includes('--only') || only === part
 const log = (line: string) => console.log(line)
 
-const plan = quick
+/** `--streams 10000` overrides the stream counts of the SSE part. */
+const streamsOverride = process.argv.includes('--streams') ? [Number(process.argv[process.argv.indexOf('--streams') + 1])] : undefined
+const planned = quick
   ? { rounds: 3, seconds: 3, connections: 64, sseStreams: [1_000] }
   : { rounds: 7, seconds: 10, connections: 64, sseStreams: [1_000, 10_000, 19_900] }
+const plan = { ...planned, sseStreams: streamsOverride ?? planned.sseStreams }
 
 await ensureTools()
 await Bun.$`bun ${ROOT}scripts/build.ts --if-stale`.cwd(ROOT)

@@ -8,12 +8,21 @@
 
 export type CloseReason = 'client_closed' | 'slow_consumer' | 'shutdown'
 
+/** Told once when a connection closes, whatever closed it. */
+export interface ConnectionOwner {
+  connectionClosed(connection: SseConnection, reason: CloseReason): void
+}
+
 interface HeldEvent {
   frame: Uint8Array
   id: string
 }
 
-export class SseConnection {
+/**
+ * The connection is its own stream source (`start`, `cancel`) and its own abort listener
+ * (`handleEvent`): no closures per stream, which counts at tens of thousands of streams.
+ */
+export class SseConnection implements UnderlyingDefaultSource<Uint8Array>, EventListenerObject {
   readonly stream: ReadableStream<Uint8Array>
   readonly openedAt = Date.now()
   /** Events queued to this stream, heartbeats not counted. */
@@ -28,22 +37,30 @@ export class SseConnection {
 
   /**
    * @param bufferLimit `SSE_BUFFER`: more frames than this waiting unsent closes the connection.
-   * @param onClose called once, with the reason, whatever closed the connection.
+   * @param owner told once, with the reason, whatever closed the connection.
    */
   constructor(
     readonly clientId: string,
     private readonly bufferLimit: number,
-    private readonly onClose: (connection: SseConnection, reason: CloseReason) => void,
+    private readonly owner: ConnectionOwner,
   ) {
-    this.stream = new ReadableStream<Uint8Array>(
-      {
-        start: (controller) => {
-          this.controller = controller
-        },
-        cancel: () => this.close('client_closed'),
-      },
-      new CountQueuingStrategy({ highWaterMark: bufferLimit }),
-    )
+    // No size function: every frame counts 1, so the queue is bounded by count (CountQueuingStrategy).
+    this.stream = new ReadableStream<Uint8Array>(this, { highWaterMark: bufferLimit })
+  }
+
+  /** Stream source: keeps the controller to enqueue frames. */
+  start(controller: ReadableStreamDefaultController<Uint8Array>): void {
+    this.controller = controller
+  }
+
+  /** Stream source: the response body was cancelled (the client went away). */
+  cancel(): void {
+    this.close('client_closed')
+  }
+
+  /** Abort listener on the request's signal, for when `cancel()` is not called (elysia#1768). */
+  handleEvent(): void {
+    this.close('client_closed')
   }
 
   get isOpen(): boolean {
@@ -116,7 +133,7 @@ export class SseConnection {
     } catch {
       // Already cancelled by the client side: nothing left to close.
     }
-    this.onClose(this, reason)
+    this.owner.connectionClosed(this, reason)
   }
 
   private enqueue(frame: Uint8Array): boolean {

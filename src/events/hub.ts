@@ -4,12 +4,13 @@
  */
 import type { Logger } from '../log'
 import type { Metrics } from '../ops/metrics'
-import { type CloseReason, SseConnection } from './connection'
+import { type CloseReason, type ConnectionOwner, SseConnection } from './connection'
 import { createEnvelope } from './envelope'
 import { frameControlEvent } from './sse'
 
-export class Hub {
-  private readonly byClient = new Map<string, Set<SseConnection>>()
+export class Hub implements ConnectionOwner {
+  /** A client's one connection, or a Set once it has several (most clients have one: a Set each would cost memory). */
+  private readonly byClient = new Map<string, SseConnection | Set<SseConnection>>()
   private connections = 0
   private readonly ticker: Timer
 
@@ -39,10 +40,11 @@ export class Hub {
    * opening frames are composed (they are held until `goLive`).
    */
   open(clientId: string, details: Record<string, unknown>): SseConnection {
-    const connection = new SseConnection(clientId, this.bufferLimit, (closed, reason) => this.closed(closed, reason))
-    let streams = this.byClient.get(clientId)
-    if (streams === undefined) this.byClient.set(clientId, (streams = new Set()))
-    streams.add(connection)
+    const connection = new SseConnection(clientId, this.bufferLimit, this)
+    const existing = this.byClient.get(clientId)
+    if (existing === undefined) this.byClient.set(clientId, connection)
+    else if (existing instanceof Set) existing.add(connection)
+    else this.byClient.set(clientId, new Set([existing, connection]))
     this.connections++
     this.metrics.sseConnections.inc()
     this.logger.info({ client_id: clientId, ...details }, 'Event stream opened')
@@ -56,15 +58,15 @@ export class Hub {
   deliver(clientId: string, frame: Uint8Array, id: string): number {
     const streams = this.byClient.get(clientId)
     if (streams === undefined) return 0
+    if (!(streams instanceof Set)) return streams.sendLive(frame, id) ? 1 : 0
     let delivered = 0
     for (const connection of streams) if (connection.sendLive(frame, id)) delivered++
-    this.metrics.sseEventsDelivered.inc(delivered)
     return delivered
   }
 
   /** Closes every stream (shutdown: clients reconnect elsewhere and replay). */
   closeAll(reason: CloseReason): void {
-    for (const streams of [...this.byClient.values()]) for (const connection of [...streams]) connection.close(reason)
+    for (const connection of this.all()) connection.close(reason)
   }
 
   stop(): void {
@@ -74,15 +76,32 @@ export class Hub {
   private beat(): void {
     if (this.connections === 0) return
     const frame = frameControlEvent(createEnvelope('heartbeat', {}))
-    for (const streams of this.byClient.values()) for (const connection of streams) connection.heartbeat(frame)
+    for (const connection of this.all()) connection.heartbeat(frame)
   }
 
-  private closed(connection: SseConnection, reason: CloseReason): void {
+  /** A snapshot of every open connection (closing one while iterating the map is then safe). */
+  private all(): SseConnection[] {
+    const all: SseConnection[] = []
+    for (const streams of this.byClient.values()) {
+      if (streams instanceof Set) all.push(...streams)
+      else all.push(streams)
+    }
+    return all
+  }
+
+  connectionClosed(connection: SseConnection, reason: CloseReason): void {
     const streams = this.byClient.get(connection.clientId)
-    if (streams?.delete(connection)) {
+    let removed = false
+    if (streams === connection) {
+      this.byClient.delete(connection.clientId)
+      removed = true
+    } else if (streams instanceof Set && streams.delete(connection)) {
+      removed = true
+      if (streams.size === 1) this.byClient.set(connection.clientId, [...streams][0]!)
+    }
+    if (removed) {
       this.connections--
       this.metrics.sseConnections.dec()
-      if (streams.size === 0) this.byClient.delete(connection.clientId)
     }
     if (reason === 'slow_consumer') this.metrics.sseSlowDisconnects.inc()
     this.logger.info(

@@ -6,6 +6,7 @@
 import type { EventsConfig } from '../config'
 import type { AnswerClaim, Broker, PublishOutcome, PublishTarget, Replay } from './broker'
 import { type EventEnvelope, QUESTION_EVENT_TYPE } from './envelope'
+import type { Metrics } from '../ops/metrics'
 import type { Hub } from './hub'
 import { frameEvent } from './sse'
 
@@ -40,6 +41,7 @@ export class MemoryBroker implements Broker {
   constructor(
     private readonly hub: Hub,
     private readonly config: EventsConfig,
+    private readonly metrics: Metrics,
     private readonly now: () => number = Date.now,
   ) {
     this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)
@@ -52,6 +54,12 @@ export class MemoryBroker implements Broker {
   }
 
   async publish(target: PublishTarget, envelope: EventEnvelope): Promise<PublishOutcome> {
+    const outcome = this.publishNow(target, envelope)
+    this.metrics.sseEventsDelivered.inc(outcome.delivered)
+    return outcome
+  }
+
+  private publishNow(target: PublishTarget, envelope: EventEnvelope): PublishOutcome {
     const clientIds = target === 'connected' ? this.hub.connectedClientIds() : target
     const frame = frameEvent(envelope)
     const now = this.now()
@@ -151,7 +159,12 @@ export class MemoryBroker implements Broker {
     let expired = 0
     while (expired < state.history.length && state.history[expired]!.expiresAt <= now) expired++
     if (expired > 0) state.history.splice(0, expired)
-    for (const [questionId, question] of state.questions) if (question.expiresAt <= now && !question.claimed) state.questions.delete(questionId)
-    for (const [questionId, expiresAt] of state.answered) if (expiresAt <= now) state.answered.delete(questionId)
+    // Most clients have no questions: skip the iterators on the broadcast path.
+    if (state.questions.size > 0) {
+      for (const [questionId, question] of state.questions) if (question.expiresAt <= now && !question.claimed) state.questions.delete(questionId)
+    }
+    if (state.answered.size > 0) {
+      for (const [questionId, expiresAt] of state.answered) if (expiresAt <= now) state.answered.delete(questionId)
+    }
   }
 }

@@ -85,6 +85,11 @@ export class Admission {
     return context
   }
 
+  /** Drops what admission kept about `request` once its response exists. */
+  forget(request: Request): void {
+    this.contexts.delete(request)
+  }
+
   /** The gateway headers (`X-Request-Id`, `RateLimit-*`, CORS) added to `headers`. */
   decorate(request: Request, headers: Headers): Headers {
     return applyGatewayHeaders(this.contextOf(request), request, this.cors, headers)
