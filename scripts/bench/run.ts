@@ -42,8 +42,11 @@ if (runs('proxy')) {
 
 const sse: SseResult[] = []
 if (runs('sse')) {
-  log('\nEvent streams (raw-socket load client in its own process):')
-  for (const streams of plan.sseStreams) sse.push(await runSseScenario(binary, streams, log))
+  log('\nEvent streams (raw-socket load client in its own process; baseline: bare Bun streams, one cycle):')
+  for (const streams of plan.sseStreams) {
+    sse.push(await runSseScenario('bare', binary, streams, 1, log))
+    sse.push(await runSseScenario('gateway', binary, streams, 3, log))
+  }
   printSseTable(sse)
 }
 
@@ -129,15 +132,27 @@ function printProxyTable(summary: Record<Scenario, ScenarioSummary>): void {
   }
 }
 
+/** Medians over every broadcast of a result. */
+export function broadcastMedians(r: SseResult) {
+  const all = r.cycles.flatMap((c) => c.broadcasts)
+  return {
+    p50Ms: median(all.map((b) => b.p50Ms)),
+    p99Ms: median(all.map((b) => b.p99Ms)),
+    maxMs: median(all.map((b) => b.maxMs)),
+    allDelivered: all.every((b) => b.received === b.streams),
+  }
+}
+
 function printSseTable(results: SseResult[]): void {
-  log('\n| streams | RSS/stream KB (cycle 1) | broadcast p50 ms | p99 ms | max ms | delivered | hub empty after each drop | RSS after drops MB (1→3) | growth |')
-  log('|---|---|---|---|---|---|---|---|---|')
+  log('\n| server | streams | RSS/stream KB | × bare | broadcast p50 ms | p99 ms | p99 × bare | max ms | all delivered | empty after each drop | RSS after drops MB | growth |')
+  log('|---|---|---|---|---|---|---|---|---|---|---|---|')
   for (const r of results) {
-    const all = r.cycles.flatMap((c) => c.broadcasts)
-    const p = (key: 'p50Ms' | 'p99Ms' | 'maxMs') => median(all.map((b) => b[key])).toFixed(1)
-    const delivered = all.every((b) => b.received === b.streams) ? 'all' : `${Math.min(...all.map((b) => b.received))}/${r.streams}`
+    const bare = results.find((b) => b.server === 'bare' && b.streams === r.streams)!
+    const m = broadcastMedians(r)
+    const b = broadcastMedians(bare)
+    const perStream = r.cycles[0]!.rssBytesPerStream
     log(
-      `| ${r.streams} | ${(r.cycles[0]!.rssBytesPerStream / 1024).toFixed(2)} | ${p('p50Ms')} | ${p('p99Ms')} | ${p('maxMs')} | ${delivered} | ${r.cycles.every((c) => c.hubEmptyAfterDrop)} | ${r.cycles.map((c) => (c.rssBytesAfterDrop / 1e6).toFixed(1)).join(' → ')} | ${(r.rssGrowthAfterCycles * 100).toFixed(1)}% |`,
+      `| ${r.server} | ${r.streams} | ${(perStream / 1024).toFixed(2)} | ${(perStream / bare.cycles[0]!.rssBytesPerStream).toFixed(2)} | ${m.p50Ms.toFixed(1)} | ${m.p99Ms.toFixed(1)} | ${(m.p99Ms / b.p99Ms).toFixed(2)} | ${m.maxMs.toFixed(1)} | ${m.allDelivered} | ${r.cycles.every((c) => c.hubEmptyAfterDrop)} | ${r.cycles.map((c) => (c.rssBytesAfterDrop / 1e6).toFixed(1)).join(' → ')} | ${r.cycles.length > 1 ? `${(r.rssGrowthAfterCycles * 100).toFixed(1)}%` : '–'} |`,
     )
   }
 }
