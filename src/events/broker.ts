@@ -26,8 +26,12 @@ export interface Replay {
 export type AnswerClaim = 'claimed' | 'unknown' | 'answered'
 
 export interface Broker {
-  /** Retains the event for each target (questions also become pending) and queues it to their streams. */
-  publish(target: PublishTarget, envelope: EventEnvelope): Promise<PublishOutcome>
+  /**
+   * Retains the event for each target (questions also become pending) and queues it to their
+   * streams. `publisherId`: the id came from the publisher, so a retry may repeat it and a
+   * target that already retains it is skipped.
+   */
+  publish(target: PublishTarget, envelope: EventEnvelope, publisherId?: boolean): Promise<PublishOutcome>
   /** SPEC §6 step 2: what a client with `lastEventId` missed. */
   retainedAfter(clientId: string, lastEventId: string): Promise<Replay>
   /** SPEC §6 step 3: the client's unanswered, unexpired questions, oldest first. */

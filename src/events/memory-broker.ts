@@ -22,11 +22,12 @@ interface PendingQuestion {
   claimed: boolean
 }
 
+/** Questions and answers are rare next to events: their maps exist only once needed. */
 interface ClientState {
   history: Retained[]
-  questions: Map<string, PendingQuestion>
+  questions?: Map<string, PendingQuestion>
   /** Recently answered question ids (→ expiry), so a late second answer gets 409, not 404. */
-  answered: Map<string, number>
+  answered?: Map<string, number>
 }
 
 /** Answered ids remembered per client, beyond which the oldest are forgotten. */
@@ -53,25 +54,28 @@ export class MemoryBroker implements Broker {
     return this.clients.size
   }
 
-  async publish(target: PublishTarget, envelope: EventEnvelope): Promise<PublishOutcome> {
-    const outcome = this.publishNow(target, envelope)
+  async publish(target: PublishTarget, envelope: EventEnvelope, publisherId = false): Promise<PublishOutcome> {
+    const outcome = this.publishNow(target, envelope, publisherId)
     this.metrics.sseEventsDelivered.inc(outcome.delivered)
     return outcome
   }
 
-  private publishNow(target: PublishTarget, envelope: EventEnvelope): PublishOutcome {
+  private publishNow(target: PublishTarget, envelope: EventEnvelope, publisherId: boolean): PublishOutcome {
     const clientIds = target === 'connected' ? this.hub.connectedClientIds() : target
     const frame = frameEvent(envelope)
     const now = this.now()
+    // One retained entry shared by every client of a broadcast: same event, same expiry.
+    const retained: Retained = { envelope, expiresAt: now + this.config.historyTtlMs }
     let delivered = 0
     let fresh = 0
     for (const clientId of clientIds) {
       const state = this.stateOf(clientId, true)
       this.dropExpired(state, now)
-      // Idempotent retries: an id this client already retains is not published again.
-      if (state.history.some((retained) => retained.envelope.id === envelope.id)) continue
+      // Idempotent retries: an id this client already retains is not published again. Only a
+      // publisher's own id can repeat; the gateway's UUIDv7s cannot, so their scan is skipped.
+      if (publisherId && state.history.some((r) => r.envelope.id === envelope.id)) continue
       fresh++
-      this.retain(state, envelope, now)
+      this.retain(state, retained)
       if (envelope.event_type === QUESTION_EVENT_TYPE) this.makePending(state, envelope, now)
       delivered += this.hub.deliver(clientId, frame, envelope.id)
     }
@@ -92,15 +96,15 @@ export class MemoryBroker implements Broker {
     const state = this.stateOf(clientId, false)
     if (state === undefined) return []
     this.dropExpired(state, this.now())
-    return [...state.questions.values()].map((question) => question.envelope)
+    return state.questions === undefined ? [] : [...state.questions.values()].map((question) => question.envelope)
   }
 
   async claimAnswer(clientId: string, questionId: string): Promise<AnswerClaim> {
     const state = this.stateOf(clientId, false)
     if (state === undefined) return 'unknown'
     this.dropExpired(state, this.now())
-    const question = state.questions.get(questionId)
-    if (question === undefined) return state.answered.has(questionId) ? 'answered' : 'unknown'
+    const question = state.questions?.get(questionId)
+    if (question === undefined) return state.answered?.has(questionId) ? 'answered' : 'unknown'
     if (question.claimed) return 'answered'
     question.claimed = true
     return 'claimed'
@@ -108,15 +112,16 @@ export class MemoryBroker implements Broker {
 
   async settleAnswer(clientId: string, questionId: string, answered: boolean): Promise<void> {
     const state = this.stateOf(clientId, false)
-    const question = state?.questions.get(questionId)
+    const question = state?.questions?.get(questionId)
     if (state === undefined || question === undefined) return
     if (!answered) {
       question.claimed = false
       return
     }
-    state.questions.delete(questionId)
-    state.answered.set(questionId, this.now() + this.config.questionTtlMs)
-    if (state.answered.size > MAX_ANSWERED_REMEMBERED) state.answered.delete(state.answered.keys().next().value!)
+    state.questions!.delete(questionId)
+    const remembered = (state.answered ??= new Map())
+    remembered.set(questionId, this.now() + this.config.questionTtlMs)
+    if (remembered.size > MAX_ANSWERED_REMEMBERED) remembered.delete(remembered.keys().next().value!)
   }
 
   close(): void {
@@ -127,7 +132,7 @@ export class MemoryBroker implements Broker {
   sweep(now = this.now()): void {
     for (const [clientId, state] of this.clients) {
       this.dropExpired(state, now)
-      if (state.history.length === 0 && state.questions.size === 0 && state.answered.size === 0) this.clients.delete(clientId)
+      if (state.history.length === 0 && !state.questions?.size && !state.answered?.size) this.clients.delete(clientId)
     }
   }
 
@@ -136,35 +141,35 @@ export class MemoryBroker implements Broker {
   private stateOf(clientId: string, create: boolean): ClientState | undefined {
     let state = this.clients.get(clientId)
     if (state === undefined && create) {
-      state = { history: [], questions: new Map(), answered: new Map() }
+      state = { history: [] }
       this.clients.set(clientId, state)
     }
     return state
   }
 
-  private retain(state: ClientState, envelope: EventEnvelope, now: number): void {
+  private retain(state: ClientState, retained: Retained): void {
     if (this.config.history === 0) return
-    state.history.push({ envelope, expiresAt: now + this.config.historyTtlMs })
+    state.history.push(retained)
     if (state.history.length > this.config.history) state.history.shift()
   }
 
   private makePending(state: ClientState, envelope: EventEnvelope, now: number): void {
     const data = envelope.data as { question_id: string; expires_at?: string }
     const expiresAt = data.expires_at !== undefined ? Date.parse(data.expires_at) : now + this.config.questionTtlMs
-    state.answered.delete(data.question_id)
-    state.questions.set(data.question_id, { envelope, expiresAt, claimed: false })
+    state.answered?.delete(data.question_id)
+    ;(state.questions ??= new Map()).set(data.question_id, { envelope, expiresAt, claimed: false })
   }
 
   private dropExpired(state: ClientState, now: number): void {
     let expired = 0
     while (expired < state.history.length && state.history[expired]!.expiresAt <= now) expired++
     if (expired > 0) state.history.splice(0, expired)
-    // Most clients have no questions: skip the iterators on the broadcast path.
-    if (state.questions.size > 0) {
-      for (const [questionId, question] of state.questions) if (question.expiresAt <= now && !question.claimed) state.questions.delete(questionId)
+    const { questions, answered } = state
+    if (questions !== undefined) {
+      for (const [questionId, question] of questions) if (question.expiresAt <= now && !question.claimed) questions.delete(questionId)
     }
-    if (state.answered.size > 0) {
-      for (const [questionId, expiresAt] of state.answered) if (expiresAt <= now) state.answered.delete(questionId)
+    if (answered !== undefined) {
+      for (const [questionId, expiresAt] of answered) if (expiresAt <= now) answered.delete(questionId)
     }
   }
 }

@@ -96,7 +96,7 @@ async function publish(deps: EventsDependencies, request: Request, clientId: str
   const parsed = parsePublish(await readJsonObject(request, MAX_EVENT_BYTES), clientId === undefined)
   const envelope = createEnvelope(parsed.eventType, parsed.data, parsed.id)
   const target = clientId !== undefined ? [clientId] : (parsed.clientIds ?? 'connected')
-  const outcome = await broker.publish(target, envelope)
+  const outcome = await broker.publish(target, envelope, parsed.id !== undefined)
   if (!outcome.duplicate) metrics.sseEventsPublished.inc()
   return json(admission, request, 202, { id: envelope.id, delivered: outcome.delivered })
 }

@@ -133,3 +133,25 @@ describe('cleanup', () => {
     expect(closing.logs.find((l) => l.msg === 'Event stream closed')).toMatchObject({ reason: 'shutdown' })
   })
 })
+
+describe('a client with several streams', () => {
+  test('closing one keeps the others; closing the last frees the client', async () => {
+    const gw2 = await startGateway({ RATE_LIMIT: '0' })
+    try {
+      const first = await openStream(`${gw2.url}/api/v1/events/two`)
+      const second = await openStream(`${gw2.url}/api/v1/events/two`)
+      await Promise.all([first, second].map((s) => s.waitFor((e) => e.event === 'connection.established')))
+      expect(gw2.gateway.hub.size).toBe(2)
+      first.close()
+      for (let i = 0; i < 100 && gw2.gateway.hub.size > 1; i++) await Bun.sleep(10)
+      const { body } = await publish(gw2.url, 'two', { event_type: 'after', data: {} })
+      expect(body.delivered).toBe(1)
+      expect((await second.waitFor((e) => e.event === 'after')).id).toBe(body.id)
+      second.close()
+      for (let i = 0; i < 100 && gw2.gateway.hub.size > 0; i++) await Bun.sleep(10)
+      expect(gw2.gateway.hub.connectedClientIds()).toEqual([])
+    } finally {
+      await gw2.stop()
+    }
+  })
+})
