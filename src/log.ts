@@ -2,6 +2,7 @@
  * The pino logger: one JSON object per line on stdout, `level` as a word, ISO timestamps.
  * No transports: `bun build --compile` cannot ship the worker threads they spawn.
  */
+import './diagnostics-compat'
 import { writeSync } from 'node:fs'
 import pino from 'pino'
 import type { LogLevel } from './config'
