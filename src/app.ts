@@ -11,7 +11,7 @@ import { Hub } from './events/hub'
 import { type EventsDependencies, eventsRoutes } from './events/plugin'
 import { PublisherAuth } from './events/publisher-auth'
 import { Admission } from './http/admission'
-import type { IdleTimeoutControl } from './http/context'
+import type { GatewayContext, IdleTimeoutControl } from './http/context'
 import { GatewayError, errorResponse } from './http/errors'
 import type { Logger } from './log'
 import { Lifecycle } from './ops/lifecycle'
@@ -64,9 +64,10 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
     if (admitted instanceof Response) return admitted
     // The hot path skips Elysia's router and hooks, which cost about a sixth of a proxied request.
     if (isProxyUrl(request.url)) return proxyRequest(proxy, request, idleTimeouts, admitted)
-    return answerWithApp(request)
+    return answerWithApp(request, admitted)
   }
-  const answerWithApp = async (request: Request) => {
+  const answerWithApp = async (request: Request, context: GatewayContext) => {
+    admission.remember(request, context)
     const response = await app.fetch(request)
     // Once answered, the context can go, even while an event stream keeps the request alive for hours.
     admission.forget(request)

@@ -41,6 +41,7 @@ if (runs('proxy')) {
 }
 
 const sse: SseResult[] = []
+let retention: { hubEmpty: boolean; liveHeapBytesAfterEachDrop: number[]; growthFirstToLast: number; clientsWithHistory: number } | undefined
 if (runs('sse')) {
   log('\nEvent streams (raw-socket load client in its own process; baseline: bare Bun streams, one cycle):')
   for (const streams of plan.sseStreams) {
@@ -48,6 +49,12 @@ if (runs('sse')) {
     sse.push(await runSseScenario('gateway', binary, streams, 3, log))
   }
   printSseTable(sse)
+  const retentionStreams = quick ? 1_000 : 10_000
+  log(`\nRetention (in-process gateway, ${retentionStreams} streams × 3 cycles, live heap after a full GC):`)
+  retention = JSON.parse(await Bun.$`bun ${ROOT}scripts/bench/retention.ts ${retentionStreams} 3`.text())
+  log(
+    `  hub empty: ${retention!.hubEmpty}; live heap after each drop: ${retention!.liveHeapBytesAfterEachDrop.map((b) => (b / 1e6).toFixed(2)).join(' → ')} MB (${(retention!.growthFirstToLast * 100).toFixed(1)}%, the replay history of ${retention!.clientsWithHistory} clients)`,
+  )
 }
 
 let limiter: { decisionsPerSecond: number; bytesPerAddress: number } | undefined
@@ -64,6 +71,7 @@ const results = {
   plan,
   proxy: { summary, rounds },
   sse,
+  retention,
   limiter,
 }
 mkdirSync(`${ROOT}bench-results`, { recursive: true })

@@ -1,7 +1,7 @@
 /**
  * Admission: the first step of every request. It names the request (id), finds the client
  * (IP through `TRUST_PROXY`), answers CORS preflights and applies the rate limit (SPEC §5),
- * and keeps what it learned for the routes in a `GatewayContext`.
+ * and hands what it learned to the routes as a `GatewayContext`.
  */
 import type { Config } from '../config'
 import { TokenBucketLimiter } from '../ratelimit/token-bucket'
@@ -57,7 +57,6 @@ export class Admission {
       clientIp: this.config.trustProxy.clientIp(peerIp, request.headers.get('x-forwarded-for')),
       startedAt: performance.now(),
     }
-    this.contexts.set(request, context)
     const path = pathOf(request.url)
     if (this.limiter !== null && !UNLIMITED_PATHS.has(path) && !this.isExempt(request, path)) {
       context.rate = this.limiter.take(context.clientIp)
@@ -76,6 +75,11 @@ export class Admission {
       return answer
     }
     return context
+  }
+
+  /** Keeps `context` for the routes that look it up by request (the Elysia app), until `forget`. */
+  remember(request: Request, context: GatewayContext): void {
+    this.contexts.set(request, context)
   }
 
   /** What admission learned about `request`. */

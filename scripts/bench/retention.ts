@@ -1,0 +1,83 @@
+/**
+ * Retention, measured precisely: an in-process gateway (from source) takes `cycles` rounds of N
+ * streams from the load client (its own process), three broadcasts each, then a drop. After each
+ * drop the heap is collected (`Bun.gc(true)`) and its live size read, so garbage that a separate
+ * process has not collected yet cannot pass for retention. Prints one JSON line.
+ *
+ *   bun scripts/bench/retention.ts <streams> <cycles>
+ */
+import { heapStats } from 'bun:jsc'
+import { createGateway } from '../../src/app'
+import { loadConfig } from '../../src/config'
+import { BatchedLineWriter, createLogger } from '../../src/log'
+
+const streams = Number(process.argv[2] ?? 5_000)
+const cycles = Number(process.argv[3] ?? 3)
+const config = loadConfig({ HOST: '127.0.0.1', RATE_LIMIT: '1000000000', LOG_LEVEL: 'info' })
+// Log lines are made as in production, then dropped: this measures memory, not the disk.
+const gateway = createGateway({ config, logger: createLogger('info', new BatchedLineWriter(() => {})) })
+const server = gateway.listen(0)
+
+const client = Bun.spawn(['bun', `${import.meta.dir}/sse-load.ts`], { stdin: 'pipe', stdout: 'pipe', stderr: 'inherit' })
+const decoder = new TextDecoder()
+const reader = client.stdout.getReader()
+let buffered = ''
+async function reply(event: string): Promise<void> {
+  for (;;) {
+    const end = buffered.indexOf('\n')
+    if (end !== -1) {
+      const line = buffered.slice(0, end)
+      buffered = buffered.slice(end + 1)
+      if (JSON.parse(line).event === event) return
+      continue
+    }
+    const { value, done } = await reader.read()
+    if (done) throw new Error('load client exited')
+    buffered += decoder.decode(value)
+  }
+}
+const send = (command: string) => {
+  client.stdin.write(`${command}\n`)
+  client.stdin.flush()
+}
+async function liveHeapBytes(): Promise<number> {
+  for (let i = 0; i < 3; i++) {
+    Bun.gc(true)
+    await Bun.sleep(100)
+  }
+  return heapStats().heapSize
+}
+
+const before = await liveHeapBytes()
+const afterDrops: number[] = []
+for (let cycle = 1; cycle <= cycles; cycle++) {
+  send(`connect ${server.port} ${streams}`)
+  await reply('connected')
+  for (let b = 0; b < 3; b++) {
+    send('expect')
+    await reply('armed')
+    await fetch(`http://127.0.0.1:${server.port}/api/v1/events`, {
+      method: 'POST',
+      body: JSON.stringify({ event_type: 'bench.broadcast', data: { sent_at: performance.timeOrigin + performance.now() } }),
+    })
+    await reply('delivered')
+  }
+  send('drop')
+  await reply('dropped')
+  for (let i = 0; i < 200 && gateway.hub.size > 0; i++) await Bun.sleep(25)
+  afterDrops.push(await liveHeapBytes())
+}
+send('exit')
+const result = {
+  streams,
+  cycles,
+  hubEmpty: gateway.hub.size === 0,
+  liveHeapBytesBefore: before,
+  liveHeapBytesAfterEachDrop: afterDrops,
+  growthFirstToLast: afterDrops.at(-1)! / afterDrops[0]! - 1,
+  // What is legitimately kept: each client's replay history (SSE_HISTORY_TTL_MS).
+  clientsWithHistory: gateway.broker.trackedClients,
+}
+await gateway.shutdown(100)
+console.log(JSON.stringify(result))
+process.exit(0)
