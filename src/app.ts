@@ -17,6 +17,7 @@ import type { Logger } from './log'
 import { Lifecycle } from './ops/lifecycle'
 import { Metrics } from './ops/metrics'
 import { opsRoutes } from './ops/plugin'
+import { AccessLog } from './proxy/access-log'
 import { isProxyUrl, proxyRequest } from './proxy/handler'
 import { VERSION } from './version'
 
@@ -58,7 +59,7 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
   let server: Server<unknown> | undefined
   const idleTimeouts: IdleTimeoutControl = { timeout: (request, seconds) => server?.timeout(request, seconds) }
   const app = buildApp({ logger, metrics, admission, lifecycle, events: { config, admission, broker, hub, publisherAuth, logger, metrics, idleTimeouts } })
-  const proxy = { config, admission, logger, metrics }
+  const proxy = { config, admission, logger, metrics, accessLog: new AccessLog(logger, metrics) }
   const handle = (request: Request, via: Server<unknown> | undefined = server) => {
     const admitted = admission.admit(request, via ?? null)
     if (admitted instanceof Response) return admitted

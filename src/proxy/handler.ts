@@ -1,6 +1,6 @@
 /**
  * `ANY /api/v1/:service/*` (SPEC §4) as named phases: route → upstream request → forward →
- * response headers → log. Each phase is a plain function in this folder.
+ * response headers → access log. Each phase lives in its own module in this folder.
  *
  * This is the gateway's hot path, so the server hands these requests straight to
  * `proxyRequest` rather than through Elysia's router and hooks (see README, design notes).
@@ -11,12 +11,10 @@ import { type GatewayContext, type IdleTimeoutControl, applyGatewayHeaders } fro
 import { GatewayError, errorResponse } from '../http/errors'
 import type { Logger } from '../log'
 import type { Metrics } from '../ops/metrics'
+import { type AccessLog, PROXIED_METHODS } from './access-log'
 import { ForwardFailure, type ForwardFailureKind, forward } from './forward'
 import { prepareUpstreamHeaders, toDownstreamHeaders } from './headers'
 import { PROXY_PREFIX, type ProxyRoute, resolveRoute } from './route'
-
-/** SPEC §4: the methods the proxy forwards. */
-const PROXIED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
 
 /** nginx's non-standard status for "client closed request", used only in logs and metrics. */
 const CLIENT_CLOSED_REQUEST = 499
@@ -34,6 +32,7 @@ export interface ProxyDependencies {
   admission: Admission
   logger: Logger
   metrics: Metrics
+  accessLog: AccessLog
 }
 
 /**
@@ -75,12 +74,12 @@ export async function proxyRequest(deps: ProxyDependencies, request: Request, se
       clientSignal: request.signal,
     })
     applyGatewayHeaders(context, request, admission.cors, toDownstreamHeaders(upstream.headers))
-    record(deps, request, context, route, upstream.status)
+    deps.accessLog.record(request, context, route, upstream.status)
     return upstream
   } catch (error) {
     const failure = asGatewayError(deps, route, error)
     const status = error instanceof ForwardFailure && error.kind === 'client_gone' ? CLIENT_CLOSED_REQUEST : failure.status
-    record(deps, request, context, route, status, error instanceof ForwardFailure ? error.kind : undefined)
+    deps.accessLog.record(request, context, route, status, error instanceof ForwardFailure ? error.kind : undefined)
     const answer = errorResponse(failure.code, failure.message, context.requestId, failure.headers)
     applyGatewayHeaders(context, request, admission.cors, answer.headers)
     return answer
@@ -97,34 +96,4 @@ function asGatewayError(deps: ProxyDependencies, route: ProxyRoute | undefined, 
   }
   deps.logger.error({ err: error }, 'Unexpected proxy failure')
   return new GatewayError('bad_gateway', 'the request could not be proxied')
-}
-
-/** The SPEC §4 log line and the request metrics; `Authorization` and `Cookie` are never among the fields. */
-function record(
-  deps: ProxyDependencies,
-  request: Request,
-  context: GatewayContext,
-  route: ProxyRoute | undefined,
-  status: number,
-  upstreamError?: ForwardFailureKind,
-): void {
-  const seconds = (performance.now() - context.startedAt) / 1000
-  const service = route?.service.name ?? 'unknown'
-  deps.metrics.observe(service, PROXIED_METHODS.has(request.method) ? request.method : 'OTHER', status, seconds)
-  const level = status >= 500 ? 'warn' : 'info'
-  if (!deps.logger.isLevelEnabled(level)) return
-  deps.logger[level](
-    {
-      method: request.method,
-      service,
-      target_url: route?.service.url,
-      path: route?.upstreamPath,
-      status,
-      duration_ms: Math.round(seconds * 1000),
-      request_id: context.requestId,
-      client_ip: context.clientIp,
-      upstream_error: upstreamError,
-    },
-    'Proxied request',
-  )
 }
