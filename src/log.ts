@@ -23,8 +23,8 @@ export const LOG_FLUSH_CHARS = 64 * 1024
  * `LOG_FLUSH_INTERVAL_MS`, when `LOG_FLUSH_CHARS` wait, and on `flush()` (shutdown, exit).
  */
 export class BatchedLineWriter implements LogDestination {
-  private pending: string[] = []
-  private chars = 0
+  /** Concatenated as it comes: the engine keeps it as a rope until the write flattens it once. */
+  private pending = ''
   private readonly timer: Timer
 
   constructor(
@@ -37,17 +37,15 @@ export class BatchedLineWriter implements LogDestination {
   }
 
   write(line: string): void {
-    this.pending.push(line)
-    this.chars += line.length
-    if (this.chars >= this.maxChars) this.flush()
+    this.pending += line
+    if (this.pending.length >= this.maxChars) this.flush()
   }
 
   /** Writes what waits now; pino's `logger.flush(cb)` lands here. */
   flush(callback?: (error?: Error) => void): void {
-    if (this.chars > 0) {
-      const text = this.pending.join('')
-      this.pending = []
-      this.chars = 0
+    if (this.pending.length > 0) {
+      const text = this.pending
+      this.pending = ''
       this.output(text)
     }
     callback?.()
