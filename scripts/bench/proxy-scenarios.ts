@@ -9,7 +9,8 @@ import { nginxConfig } from './nginx'
 import { SERVER_CORE, cpuSeconds, freePort, spawnPinned, stop, waitForHttp } from './processes'
 import { type WrkResult, runWrk } from './wrk'
 
-export const SCENARIOS = ['direct', 'nginx', 'gateway'] as const
+/** `bun-fetch` is a bare Bun `fetch` proxy: what any Bun gateway starts from. */
+export const SCENARIOS = ['direct', 'nginx', 'bun-fetch', 'gateway'] as const
 export type Scenario = (typeof SCENARIOS)[number]
 
 export interface RoundResult extends WrkResult {
@@ -50,6 +51,11 @@ export async function runProxyScenarios(options: ProxyOptions, log: (line: strin
     await waitForHttp(`http://127.0.0.1:${nginxPort}/`)
     const nginxWorker = await workerPid(nginx.pid)
 
+    const barePort = await freePort()
+    const bare = spawnPinned(SERVER_CORE, ['bun', `${import.meta.dir}/bare-proxy.ts`, String(backendPort), String(barePort)], { NODE_ENV: 'production' })
+    children.push(bare)
+    await waitForHttp(`http://127.0.0.1:${barePort}/`)
+
     const gatewayPort = await freePort()
     const gateway = spawnPinned(
       SERVER_CORE,
@@ -71,6 +77,7 @@ export async function runProxyScenarios(options: ProxyOptions, log: (line: strin
     const targets: Record<Scenario, Target> = {
       direct: { url: `http://127.0.0.1:${backendPort}/api/v1/bench/runs/1`, proxyPid: backend.pid },
       nginx: { url: `http://127.0.0.1:${nginxPort}/api/v1/bench/runs/1`, proxyPid: nginxWorker },
+      'bun-fetch': { url: `http://127.0.0.1:${barePort}/api/v1/bench/runs/1`, proxyPid: bare.pid },
       gateway: { url: `http://127.0.0.1:${gatewayPort}/api/v1/bench/runs/1`, proxyPid: gateway.pid },
     }
     // Warm every path (JIT, pools) before measuring.
@@ -94,7 +101,7 @@ export async function runProxyScenarios(options: ProxyOptions, log: (line: strin
         }
         results.push(result)
         log(
-          `  round ${round} ${scenario.padEnd(7)} ${Math.round(wrk.requestsPerSecond).toString().padStart(7)} req/s  p50 ${wrk.p50Ms.toFixed(2)} ms  p99 ${wrk.p99Ms.toFixed(2)} ms  ${result.proxyCpuUsPerRequest.toFixed(1)} µs CPU/req${wrk.errors ? `  ERRORS ${wrk.errors}` : ''}`,
+          `  round ${round} ${scenario.padEnd(9)} ${Math.round(wrk.requestsPerSecond).toString().padStart(7)} req/s  p50 ${wrk.p50Ms.toFixed(2)} ms  p99 ${wrk.p99Ms.toFixed(2)} ms  ${result.proxyCpuUsPerRequest.toFixed(1)} µs CPU/req${wrk.errors ? `  ERRORS ${wrk.errors}` : ''}`,
         )
       }
     }

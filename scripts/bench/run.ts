@@ -89,6 +89,7 @@ interface ScenarioSummary {
   errors: number
   vsNginx: number
   vsDirect: number
+  vsBunFetch: number
   p99VsNginx: number
 }
 
@@ -115,7 +116,7 @@ function summarize(all: RoundResult[]): Record<Scenario, ScenarioSummary> {
         },
       ]
     }),
-  ) as Record<Scenario, Omit<ScenarioSummary, 'vsNginx' | 'vsDirect' | 'p99VsNginx'>>
+  ) as Record<Scenario, Omit<ScenarioSummary, 'vsNginx' | 'vsDirect' | 'vsBunFetch' | 'p99VsNginx'>>
   return Object.fromEntries(
     SCENARIOS.map((scenario) => [
       scenario,
@@ -123,6 +124,7 @@ function summarize(all: RoundResult[]): Record<Scenario, ScenarioSummary> {
         ...base[scenario],
         vsNginx: base[scenario].requestsPerSecond / base.nginx.requestsPerSecond,
         vsDirect: base[scenario].requestsPerSecond / base.direct.requestsPerSecond,
+        vsBunFetch: base[scenario].requestsPerSecond / base['bun-fetch'].requestsPerSecond,
         p99VsNginx: base[scenario].p99Ms / base.nginx.p99Ms,
       },
     ]),
@@ -130,12 +132,12 @@ function summarize(all: RoundResult[]): Record<Scenario, ScenarioSummary> {
 }
 
 function printProxyTable(summary: Record<Scenario, ScenarioSummary>): void {
-  log('\n| scenario | req/s (median) | p50 ms | p99 ms | proxy CPU µs/req | backend+proxy CPU µs/req | × nginx | × direct | p99 × nginx | errors |')
-  log('|---|---|---|---|---|---|---|---|---|---|')
+  log('\n| scenario | req/s (median) | p50 ms | p99 ms | proxy CPU µs/req | backend+proxy CPU µs/req | × nginx | × direct | × bun-fetch | p99 × nginx | errors |')
+  log('|---|---|---|---|---|---|---|---|---|---|---|')
   for (const scenario of SCENARIOS) {
     const s = summary[scenario]
     log(
-      `| ${scenario} | ${Math.round(s.requestsPerSecond)} | ${s.p50Ms.toFixed(2)} | ${s.p99Ms.toFixed(2)} | ${s.proxyCpuUsPerRequest.toFixed(1)} | ${s.totalCpuUsPerRequest.toFixed(1)} | ${s.vsNginx.toFixed(2)} | ${s.vsDirect.toFixed(2)} | ${s.p99VsNginx.toFixed(2)} | ${s.errors} |`,
+      `| ${scenario} | ${Math.round(s.requestsPerSecond)} | ${s.p50Ms.toFixed(2)} | ${s.p99Ms.toFixed(2)} | ${s.proxyCpuUsPerRequest.toFixed(1)} | ${s.totalCpuUsPerRequest.toFixed(1)} | ${s.vsNginx.toFixed(2)} | ${s.vsDirect.toFixed(2)} | ${s.vsBunFetch.toFixed(2)} | ${s.p99VsNginx.toFixed(2)} | ${s.errors} |`,
     )
   }
 }
