@@ -81,7 +81,7 @@ export async function runProxyScenarios(options: ProxyOptions, log: (line: strin
       gateway: { url: `http://127.0.0.1:${gatewayPort}/api/v1/bench/runs/1`, proxyPid: gateway.pid },
     }
     // Warm every path (JIT, pools) before measuring.
-    for (const scenario of SCENARIOS) await runWrk(targets[scenario].url, { seconds: 2, connections: options.connections })
+    for (const scenario of SCENARIOS) await runWrk(targets[scenario].url, { seconds: options.seconds >= 10 ? 2 : 1, connections: options.connections })
 
     const results: RoundResult[] = []
     for (let round = 1; round <= options.rounds; round++) {

@@ -21,7 +21,7 @@ const log = (line: string) => console.log(line)
 /** `--streams 10000` overrides the stream counts of the SSE part. */
 const streamsOverride = process.argv.includes('--streams') ? [Number(process.argv[process.argv.indexOf('--streams') + 1])] : undefined
 const planned = quick
-  ? { rounds: 3, seconds: 3, connections: 64, sseStreams: [1_000] }
+  ? { rounds: 2, seconds: 3, connections: 64, sseStreams: [1_000] }
   : { rounds: 7, seconds: 10, connections: 64, sseStreams: [1_000, 10_000, 19_900] }
 const plan = { ...planned, sseStreams: streamsOverride ?? planned.sseStreams }
 

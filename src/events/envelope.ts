@@ -18,8 +18,6 @@ export const RESERVED_EVENT_TYPES: ReadonlySet<string> = new Set(['connection.es
 /** SPEC §6: 1–64 characters of `[A-Za-z0-9._:-]`. */
 export const EVENT_TYPE_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/
 
-/** Event and client ids: 1–128 characters of `[A-Za-z0-9._:-]`, safe on an `id:` line. */
-export const IDENTIFIER_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
 
 /** SPEC §6: the largest event a publisher may send. */
 export const MAX_EVENT_BYTES = 64 * 1024

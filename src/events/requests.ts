@@ -3,7 +3,8 @@
  * untrusted JSON object into a typed request or throws a `bad_request` naming the field.
  */
 import { GatewayError } from '../http/errors'
-import { EVENT_TYPE_PATTERN, IDENTIFIER_PATTERN, QUESTION_EVENT_TYPE, RESERVED_EVENT_TYPES } from './envelope'
+import { IDENTIFIER_PATTERN } from '../http/request-id'
+import { EVENT_TYPE_PATTERN, QUESTION_EVENT_TYPE, RESERVED_EVENT_TYPES } from './envelope'
 
 export interface PublishRequest {
   eventType: string

@@ -1,5 +1,8 @@
-/** SPEC §4: a client's id is kept when it is 1–128 characters of `[A-Za-z0-9._:-]`. */
-const VALID_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+/**
+ * SPEC §4 and §6: request ids, client ids and event ids are 1–128 characters of
+ * `[A-Za-z0-9._:-]` — safe in a header, a URL segment, a log line and an SSE `id:` line.
+ */
+export const IDENTIFIER_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
 
 /**
  * The id this request is known by in logs, upstream and in the response.
@@ -7,10 +10,5 @@ const VALID_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
  * @example requestIdFor('bad id!') // a fresh UUID
  */
 export function requestIdFor(clientValue: string | null): string {
-  return clientValue !== null && VALID_REQUEST_ID.test(clientValue) ? clientValue : crypto.randomUUID()
-}
-
-/** The same charset rule, reused for SSE client ids (SPEC §6). */
-export function isValidIdentifier(value: string): boolean {
-  return VALID_REQUEST_ID.test(value)
+  return clientValue !== null && IDENTIFIER_PATTERN.test(clientValue) ? clientValue : crypto.randomUUID()
 }
