@@ -8,9 +8,9 @@ import type { Server } from 'bun'
 import type { Config } from './config'
 import { MemoryBroker } from './events/memory-broker'
 import { Hub } from './events/hub'
-import { type EventsDependencies, eventsRoutes } from './events/plugin'
+import { EVENTS_PREFIX, type EventsDependencies, eventsRoutes } from './events/plugin'
 import { PublisherAuth } from './events/publisher-auth'
-import { Admission } from './http/admission'
+import { Admission, pathOf } from './http/admission'
 import type { GatewayContext, IdleTimeoutControl } from './http/context'
 import { GatewayError, errorResponse } from './http/errors'
 import type { Logger } from './log'
@@ -70,6 +70,8 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
   const answerWithApp = async (request: Request, context: GatewayContext) => {
     admission.remember(request, context)
     const response = await app.fetch(request)
+    const service = pathOf(request.url).startsWith(EVENTS_PREFIX) ? 'events' : 'gateway'
+    metrics.observe(service, request.method, response.status, (performance.now() - context.startedAt) / 1000)
     // Once answered, the context can go, even while an event stream keeps the request alive for hours.
     admission.forget(request)
     return response
@@ -117,7 +119,6 @@ function buildApp({ logger, metrics, admission, lifecycle, events }: AppDependen
     const context = admission.contextOf(request)
     const answer = errorResponse(error.code, error.message, context.requestId, error.headers)
     admission.decorate(request, answer.headers)
-    metrics.observe('gateway', request.method, error.status, (performance.now() - context.startedAt) / 1000)
     return answer
   }
   // standardHostname: false — Elysia otherwise looks for the path after character 11 of the URL and

@@ -62,6 +62,7 @@ export class Admission {
       context.rate = this.limiter.take(context.clientIp)
       if (!context.rate.allowed) {
         this.metrics.rateLimited.inc()
+        this.metrics.observe('gateway', request.method, 429, 0)
         const refused = errorResponse('rate_limited', `rate limit of ${this.config.rateLimit} requests per minute exceeded`, context.requestId, {
           'retry-after': String(context.rate.retryAfterSeconds),
         })
@@ -72,6 +73,7 @@ export class Admission {
     if (CorsPolicy.isPreflight(request)) {
       const answer = this.cors.preflight(request, context.requestId)
       applyAdmissionHeaders(context, answer.headers)
+      this.metrics.observe('gateway', 'OPTIONS', answer.status, 0)
       return answer
     }
     return context

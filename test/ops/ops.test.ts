@@ -37,6 +37,16 @@ describe('health, readiness and metrics (SPEC §3)', () => {
     expect(text).toContain('# TYPE gateway_upstream_errors_total counter')
     expect(text).toContain('# TYPE gateway_rate_limited_total counter')
   })
+
+  test("the gateway's own routes are counted too: ops as gateway, event routes as events", async () => {
+    await fetch(`${gw.url}/health`)
+    await fetch(`${gw.url}/no/such/route`)
+    await fetch(`${gw.url}/api/v1/events/counted`, { method: 'POST', body: JSON.stringify({ event_type: 'x', data: {} }) })
+    const text = await (await fetch(`${gw.url}/metrics`)).text()
+    expect(text).toMatch(/^gateway_requests_total\{service="gateway",method="GET",status="200"\} [1-9]/m)
+    expect(text).toMatch(/^gateway_requests_total\{service="gateway",method="GET",status="404"\} 1$/m)
+    expect(text).toMatch(/^gateway_requests_total\{service="events",method="POST",status="202"\} 1$/m)
+  })
 })
 
 describe('graceful shutdown (SPEC §8)', () => {
