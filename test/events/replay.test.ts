@@ -66,9 +66,9 @@ describe('replay (SPEC §6)', () => {
     }))
 
   test('SSE_HISTORY_TTL_MS expires retained events', () =>
-    withGateway({ SSE_HISTORY_TTL_MS: '150' }, async (gw) => {
+    withGateway({ SSE_HISTORY_TTL_MS: '1000' }, async (gw) => {
       const [old] = await publishMany(gw, 'aging', 1)
-      await Bun.sleep(250)
+      await Bun.sleep(1_100)
       const [recent] = await publishMany(gw, 'aging', 1)
       expect(await replayed(gw, 'aging', '?lastEventId=0')).toEqual(['connection.established', recent!])
       expect(await replayed(gw, 'aging', '', { 'last-event-id': old! })).toEqual(expect.arrayContaining(['replay.gap']))
