@@ -69,7 +69,8 @@ async function subscribe(deps: EventsDependencies, request: Request, clientId: s
   deps.idleTimeouts.timeout(request, 0)
   const connection = hub.open(clientId, { request_id: context.requestId, client_ip: context.clientIp, last_event_id: lastEventId ?? undefined })
   // The stream's cancel() is not always called when a client vanishes (elysia#1768): watch the request too.
-  request.signal.addEventListener('abort', connection, { once: true })
+  if (request.signal.aborted) connection.close('client_closed')
+  else request.signal.addEventListener('abort', connection, { once: true })
 
   connection.sendOpening(frameControlEvent(createEnvelope('connection.established', { client_id: clientId, request_id: context.requestId })), false)
   const sent = new Set<string>()
