@@ -12,7 +12,8 @@ bun install --frozen-lockfile
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-[ -x /usr/bin/chromium ] || missing+=(chromium)
+# fonts-liberation: Chromium recommends it; without any font it has nothing to lay text out with.
+[ -x /usr/bin/chromium ] || missing+=(chromium fonts-liberation)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]} with apt-get" >&2
   apt-get update -qq
