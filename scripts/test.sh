@@ -12,12 +12,12 @@ bun install --frozen-lockfile
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-# fonts-liberation: Chromium recommends it; without any font it has nothing to lay text out with.
-[ -x /usr/bin/chromium ] || missing+=(chromium fonts-liberation)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]} with apt-get" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # With recommends, as the machine probe installed and ran it (fonts, GL drivers for --disable-gpu fallbacks).
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 bun scripts/build.ts --if-stale
