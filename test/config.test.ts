@@ -127,6 +127,20 @@ describe('bad settings stop the start', () => {
   }
 })
 
+describe('listening', () => {
+  test('a port already in use exits 1 with one line naming the address', () => {
+    const taken = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
+    try {
+      const run = runMain({ HOST: '127.0.0.1', PORT: String(taken.port) })
+      expect(run.exitCode).toBe(1)
+      expect(run.stderr.trim().split('\n')).toHaveLength(1)
+      expect(run.stderr).toContain(`cannot listen on 127.0.0.1:${taken.port}`)
+    } finally {
+      taken.stop(true)
+    }
+  })
+})
+
 describe('command line', () => {
   test('--help prints every setting with its default and exits 0', () => {
     const run = runMain({}, ['--help'])
