@@ -12,7 +12,7 @@ import { EVENTS_PREFIX, type EventsDependencies, eventsRoutes } from './events/p
 import { PublisherAuth } from './events/publisher-auth'
 import { Admission, pathOf } from './http/admission'
 import type { GatewayContext, IdleTimeoutControl } from './http/context'
-import { GatewayError, errorResponse } from './http/errors'
+import { GatewayError } from './http/errors'
 import type { Logger } from './log'
 import { Lifecycle } from './ops/lifecycle'
 import { Metrics } from './ops/metrics'
@@ -115,12 +115,7 @@ interface AppDependencies {
 
 /** The Elysia app: every route but the proxy, on requests that admission has already seen. */
 function buildApp({ logger, metrics, admission, lifecycle, events }: AppDependencies) {
-  const failed = (request: Request, error: GatewayError) => {
-    const context = admission.contextOf(request)
-    const answer = errorResponse(error.code, error.message, context.requestId, error.headers)
-    admission.decorate(request, answer.headers)
-    return answer
-  }
+  const failed = (request: Request, error: GatewayError) => admission.refuse(request, admission.contextOf(request), error)
   // standardHostname: false — Elysia otherwise looks for the path after character 11 of the URL and
   // mis-routes requests whose Host is shorter than four characters (`Host: gw`).
   return (

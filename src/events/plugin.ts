@@ -12,7 +12,7 @@ import type { Logger } from '../log'
 import type { Metrics } from '../ops/metrics'
 import type { Broker } from './broker'
 import { IDENTIFIER_PATTERN } from '../http/request-id'
-import { MAX_EVENT_BYTES, QUESTION_ANSWERED_EVENT_TYPE, createEnvelope } from './envelope'
+import { type EventEnvelope, MAX_EVENT_BYTES, QUESTION_ANSWERED_EVENT_TYPE, createEnvelope } from './envelope'
 import { deliverAnswer } from './hitl'
 import type { Hub } from './hub'
 import type { PublisherAuth } from './publisher-auth'
@@ -73,20 +73,19 @@ async function subscribe(deps: EventsDependencies, request: Request, clientId: s
   else request.signal.addEventListener('abort', connection, { once: true })
 
   connection.sendOpening(frameControlEvent(createEnvelope('connection.established', { client_id: clientId, request_id: context.requestId })), false)
+  // Each event once: a pending question the replay already carried is not sent again.
   const sent = new Set<string>()
+  const sendOnce = (envelope: EventEnvelope) => {
+    if (sent.has(envelope.id)) return
+    connection.sendOpening(frameEvent(envelope))
+    sent.add(envelope.id)
+  }
   if (lastEventId !== null) {
     const replay = await broker.retainedAfter(clientId, lastEventId)
     if (replay.gap) connection.sendOpening(frameControlEvent(createEnvelope('replay.gap', { last_event_id: lastEventId })), false)
-    for (const envelope of replay.events) {
-      connection.sendOpening(frameEvent(envelope))
-      sent.add(envelope.id)
-    }
+    for (const envelope of replay.events) sendOnce(envelope)
   }
-  for (const question of await broker.pendingQuestions(clientId)) {
-    if (sent.has(question.id)) continue
-    connection.sendOpening(frameEvent(question))
-    sent.add(question.id)
-  }
+  for (const question of await broker.pendingQuestions(clientId)) sendOnce(question)
   connection.goLive(sent)
   return new Response(connection.stream, { headers: admission.decorate(request, new Headers(SSE_HEADERS)) })
 }

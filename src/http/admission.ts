@@ -9,7 +9,7 @@ import type { Metrics } from '../ops/metrics'
 import { canonicalIp } from './client-ip'
 import { type GatewayContext, applyAdmissionHeaders, applyGatewayHeaders } from './context'
 import { CorsPolicy } from './cors'
-import { errorResponse } from './errors'
+import { GatewayError, errorResponse } from './errors'
 import { requestIdFor } from './request-id'
 
 /** SPEC §3: health, readiness and metrics are never rate limited. */
@@ -63,11 +63,10 @@ export class Admission {
       if (!context.rate.allowed) {
         this.metrics.rateLimited.inc()
         this.metrics.observe('gateway', request.method, 429, 0)
-        const refused = errorResponse('rate_limited', `rate limit of ${this.config.rateLimit} requests per minute exceeded`, context.requestId, {
+        const limited = new GatewayError('rate_limited', `rate limit of ${this.config.rateLimit} requests per minute exceeded`, {
           'retry-after': String(context.rate.retryAfterSeconds),
         })
-        applyGatewayHeaders(context, request, this.cors, refused.headers)
-        return refused
+        return this.refuse(request, context, limited)
       }
     }
     if (CorsPolicy.isPreflight(request)) {
@@ -94,6 +93,16 @@ export class Admission {
   /** Drops what admission kept about `request` once its response exists. */
   forget(request: Request): void {
     this.contexts.delete(request)
+  }
+
+  /**
+   * The SPEC §2 JSON answer for `error`, with the gateway headers: the one place every route
+   * and admission itself turn an error into a response.
+   */
+  refuse(request: Request, context: GatewayContext, error: GatewayError): Response {
+    const answer = errorResponse(error.code, error.message, context.requestId, error.headers)
+    applyGatewayHeaders(context, request, this.cors, answer.headers)
+    return answer
   }
 
   /** The gateway headers (`X-Request-Id`, `RateLimit-*`, CORS) added to `headers`. */

@@ -13,11 +13,11 @@ interface StoppableServer {
 export type ShutdownHook = () => void | Promise<void>
 
 export class Lifecycle {
-  private drainingSince: number | undefined
+  private draining = false
   private readonly hooks: ShutdownHook[] = []
 
   get ready(): boolean {
-    return this.drainingSince === undefined
+    return !this.draining
   }
 
   /** Runs when shutdown begins, before waiting for in-flight requests (event streams close here). */
@@ -30,8 +30,8 @@ export class Lifecycle {
    * @returns whether everything finished in time.
    */
   async shutdown(server: StoppableServer, drainMs = DRAIN_MS): Promise<boolean> {
-    if (this.drainingSince !== undefined) return false
-    this.drainingSince = Date.now()
+    if (this.draining) return false
+    this.draining = true
     for (const hook of this.hooks) await hook()
     let timer: Timer | undefined
     const drained = await Promise.race([

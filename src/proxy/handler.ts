@@ -8,7 +8,7 @@
 import { type Config, RESERVED_SERVICE_NAMES } from '../config'
 import type { Admission } from '../http/admission'
 import { type GatewayContext, type IdleTimeoutControl, applyGatewayHeaders } from '../http/context'
-import { GatewayError, errorResponse } from '../http/errors'
+import { GatewayError } from '../http/errors'
 import type { Logger } from '../log'
 import type { Metrics } from '../ops/metrics'
 import { type AccessLog, PROXIED_METHODS } from './access-log'
@@ -80,9 +80,7 @@ export async function proxyRequest(deps: ProxyDependencies, request: Request, se
     const failure = asGatewayError(deps, route, error)
     const status = error instanceof ForwardFailure && error.kind === 'client_gone' ? CLIENT_CLOSED_REQUEST : failure.status
     deps.accessLog.record(request, context, route, status, error instanceof ForwardFailure ? error.kind : undefined)
-    const answer = errorResponse(failure.code, failure.message, context.requestId, failure.headers)
-    applyGatewayHeaders(context, request, admission.cors, answer.headers)
-    return answer
+    return admission.refuse(request, context, failure)
   }
 }
 
