@@ -10,6 +10,7 @@ import { heapStats } from 'bun:jsc'
 import { createGateway } from '../../src/app'
 import { loadConfig } from '../../src/config'
 import { BatchedLineWriter, createLogger } from '../../src/log'
+import { startLoadClient } from './load-client'
 
 const streams = Number(process.argv[2] ?? 5_000)
 const cycles = Number(process.argv[3] ?? 3)
@@ -18,28 +19,7 @@ const config = loadConfig({ HOST: '127.0.0.1', RATE_LIMIT: '1000000000', LOG_LEV
 const gateway = createGateway({ config, logger: createLogger('info', new BatchedLineWriter(() => {})) })
 const server = gateway.listen(0)
 
-const client = Bun.spawn(['bun', `${import.meta.dir}/sse-load.ts`], { stdin: 'pipe', stdout: 'pipe', stderr: 'inherit' })
-const decoder = new TextDecoder()
-const reader = client.stdout.getReader()
-let buffered = ''
-async function reply(event: string): Promise<void> {
-  for (;;) {
-    const end = buffered.indexOf('\n')
-    if (end !== -1) {
-      const line = buffered.slice(0, end)
-      buffered = buffered.slice(end + 1)
-      if (JSON.parse(line).event === event) return
-      continue
-    }
-    const { value, done } = await reader.read()
-    if (done) throw new Error('load client exited')
-    buffered += decoder.decode(value)
-  }
-}
-const send = (command: string) => {
-  client.stdin.write(`${command}\n`)
-  client.stdin.flush()
-}
+const client = startLoadClient(['bun', `${import.meta.dir}/sse-load.ts`])
 async function liveHeapBytes(): Promise<number> {
   for (let i = 0; i < 3; i++) {
     Bun.gc(true)
@@ -51,23 +31,20 @@ async function liveHeapBytes(): Promise<number> {
 const before = await liveHeapBytes()
 const afterDrops: number[] = []
 for (let cycle = 1; cycle <= cycles; cycle++) {
-  send(`connect ${server.port} ${streams}`)
-  await reply('connected')
+  await client.command(`connect ${server.port} ${streams}`, 'connected')
   for (let b = 0; b < 3; b++) {
-    send('expect')
-    await reply('armed')
+    await client.command('expect', 'armed')
     await fetch(`http://127.0.0.1:${server.port}/api/v1/events`, {
       method: 'POST',
       body: JSON.stringify({ event_type: 'bench.broadcast', data: { sent_at: performance.timeOrigin + performance.now() } }),
     })
-    await reply('delivered')
+    await client.reply('delivered')
   }
-  send('drop')
-  await reply('dropped')
+  await client.command('drop', 'dropped')
   for (let i = 0; i < 200 && gateway.hub.size > 0; i++) await Bun.sleep(25)
   afterDrops.push(await liveHeapBytes())
 }
-send('exit')
+client.exit()
 const result = {
   streams,
   cycles,

@@ -6,6 +6,7 @@
 import type { Subprocess } from 'bun'
 import { mkdtempSync, openSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { startLoadClient } from './load-client'
 import { CLIENT_CORE, SERVER_CORE, freePort, pinned, rssBytes, spawnPinned, stop, waitForHttp } from './processes'
 
 export interface BroadcastResult {
@@ -64,22 +65,9 @@ export async function runSseScenario(
     children.push(gateway)
     const base = `http://127.0.0.1:${port}`
     await waitForHttp(`${base}/health`)
-    const client = Bun.spawn(pinned(CLIENT_CORE, ['bun', `${import.meta.dir}/sse-load.ts`]), { stdin: 'pipe', stdout: 'pipe', stderr: 'inherit' })
-    children.push(client)
-    const replies = lines(client.stdout)
-    const reply = async (until: string) => {
-      for (;;) {
-        const next = await replies.next()
-        if (next.done) throw new Error(`load client exited while waiting for ${until}`)
-        const message = JSON.parse(next.value)
-        if (message.event === until) return message
-      }
-    }
-    const command = (text: string, until: string) => {
-      client.stdin.write(`${text}\n`)
-      client.stdin.flush()
-      return reply(until)
-    }
+    const client = startLoadClient(pinned(CLIENT_CORE, ['bun', `${import.meta.dir}/sse-load.ts`]))
+    children.push(client.process)
+    const { command, reply } = client
 
     await Bun.sleep(SETTLE_MS)
     const rssBytesBaseline = rssBytes(gateway.pid)
@@ -97,7 +85,7 @@ export async function runSseScenario(
           body: JSON.stringify({ event_type: 'bench.broadcast', data: { sent_at: performance.timeOrigin + performance.now(), n: b } }),
         })
         if (response.status !== 202) throw new Error(`publish answered ${response.status}: ${await response.text()}`)
-        broadcasts.push(await reply('delivered'))
+        broadcasts.push((await reply('delivered')) as BroadcastResult)
       }
       await command('drop', 'dropped')
       const hubEmptyAfterDrop = await waitForNoStreams(base)
@@ -117,8 +105,7 @@ export async function runSseScenario(
         `  ${server.padEnd(7)} ${streams} streams, cycle ${cycle}: ${(result.rssBytesPerStream / 1024).toFixed(2)} KB RSS/stream, broadcast p50 ${worst.p50Ms.toFixed(1)} / p99 ${worst.p99Ms.toFixed(1)} / max ${worst.maxMs.toFixed(1)} ms (${worst.received}/${worst.streams}), hub empty after drop: ${hubEmptyAfterDrop}, RSS after drop ${(result.rssBytesAfterDrop / 1e6).toFixed(1)} MB`,
       )
     }
-    client.stdin.write('exit\n')
-    client.stdin.flush()
+    client.exit()
     return {
       server,
       streams,
@@ -154,17 +141,4 @@ async function waitForNoStreams(base: string): Promise<boolean> {
     await Bun.sleep(100)
   }
   return false
-}
-
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  const decoder = new TextDecoder()
-  let buffer = ''
-  for await (const chunk of stream) {
-    buffer += decoder.decode(chunk, { stream: true })
-    let end: number
-    while ((end = buffer.indexOf('\n')) !== -1) {
-      yield buffer.slice(0, end)
-      buffer = buffer.slice(end + 1)
-    }
-  }
 }
