@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs Bun, the dependencies and the system packages
-# the tests use (redis-server, chromium) when missing, builds the binary, then runs `bun test`.
+# The whole test suite on a fresh machine: installs Bun, the dependencies and the system package
+# the tests use (chromium, for the browser test) when missing, builds the binary, typechecks, then
+# runs `bun test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +12,6 @@ fi
 bun install --frozen-lockfile
 
 missing=()
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]} with apt-get" >&2

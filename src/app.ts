@@ -1,28 +1,33 @@
 /**
- * Composition of the gateway: admission first, then the proxy (the hot path, straight from the
- * server) or the Elysia app (ops and events routes), and one place that maps errors to SPEC §2
- * JSON. Nothing else lives here.
+ * Composition of the gateway: the parts, the request pipeline over them, and the Elysia app
+ * that hosts the gateway's own routes. Nothing else lives here.
  */
 import { Elysia } from 'elysia'
 import type { Server } from 'bun'
 import type { Config } from './config'
-import { MemoryBroker } from './events/memory-broker'
+import type { Broker } from './events/broker'
+import { createBroker } from './events/create-broker'
 import { Hub } from './events/hub'
-import { EVENTS_PREFIX, type EventsDependencies, eventsRoutes } from './events/plugin'
+import { eventsRoutes } from './events/plugin'
 import { PublisherAuth } from './events/publisher-auth'
-import { Admission, pathOf } from './http/admission'
-import type { GatewayContext, IdleTimeoutControl } from './http/context'
+import { CorsPolicy } from './http/cors'
 import { GatewayError } from './http/errors'
 import type { Logger } from './log'
 import { Lifecycle } from './ops/lifecycle'
 import { Metrics } from './ops/metrics'
 import { opsRoutes } from './ops/plugin'
-import { AccessLog } from './proxy/access-log'
-import { isProxyUrl, proxyRequest } from './proxy/handler'
+import { AccessLog } from './pipeline/access-log'
+import { contextOf } from './pipeline/context'
+import { Pipeline } from './pipeline/pipeline'
+import { failureResponse } from './pipeline/respond'
+import { TokenBucketLimiter } from './ratelimit/token-bucket'
+import { Upstreams } from './upstream/upstream'
 import { VERSION } from './version'
 
 /** Idle keep-alive client connections close after this long (Elysia's own default). */
 const CLIENT_IDLE_TIMEOUT_SECONDS = 30
+/** How often rate-limit buckets that refilled to full are forgotten. */
+const LIMITER_SWEEP_INTERVAL_MS = 60_000
 
 export interface GatewayOptions {
   config: Config
@@ -30,17 +35,15 @@ export interface GatewayOptions {
 }
 
 export interface Gateway {
-  app: ReturnType<typeof buildApp>
-  admission: Admission
   hub: Hub
-  broker: MemoryBroker
+  broker: Broker
   lifecycle: Lifecycle
   metrics: Metrics
   /** Answers one request as the server does (tests call it for requests the listener would no longer take). */
-  handle(request: Request, server?: Server<unknown>): Response | Promise<Response>
+  handle(request: Request, server?: Server<unknown>): Promise<Response>
   /** Starts listening; `port` overrides `config.port` (tests pass 0). */
   listen(port?: number): Server<unknown>
-  /** SPEC §8: drain and stop. Resolves with whether in-flight requests finished in time. */
+  /** Drain and stop (README, "Operations"). Resolves with whether in-flight requests finished in time. */
   shutdown(drainMs?: number): Promise<boolean>
 }
 
@@ -49,86 +52,68 @@ export interface Gateway {
  */
 export function createGateway({ config, logger }: GatewayOptions): Gateway {
   const metrics = new Metrics()
-  const publisherAuth = new PublisherAuth(config.events.publishToken)
-  const admission = new Admission(config, metrics, (request, path) => publisherAuth.isAuthenticatedPublish(request, path))
   const hub = new Hub(config.events.heartbeatMs, config.events.buffer, metrics, logger)
-  const broker = new MemoryBroker(hub, config.events, metrics)
+  const broker = createBroker(config.events, hub, metrics)
+  const upstreams = new Upstreams(config, metrics)
   const lifecycle = new Lifecycle()
-  // SPEC §8: streams close at once so their clients reconnect to another instance and replay.
+  // Streams close at once on shutdown, so their clients reconnect to another instance and replay.
   lifecycle.onShutdown(() => hub.closeAll('shutdown'))
+  const limiter = config.rateLimit > 0 ? new TokenBucketLimiter({ capacity: config.rateLimitBurst, perMinute: config.rateLimit }) : null
+  const limiterSweeper = limiter === null ? undefined : setInterval(() => limiter.sweep(), LIMITER_SWEEP_INTERVAL_MS).unref()
+
+  // The gateway's own routes, on requests the pipeline has identified, limited and authenticated.
+  // standardHostname: false — Elysia otherwise looks for the path after character 11 of the URL and
+  // mis-routes requests whose Host is shorter than four characters (`Host: gw`).
+  const app = new Elysia({ handler: { standardHostname: false } })
+    // Registered before the routes: Elysia applies a hook only to routes added after it.
+    .onError({ as: 'global' }, ({ request, code, error }) => routeFailure(request, code, error, logger))
+    .use(opsRoutes({ version: VERSION, lifecycle, metrics }))
+    .use(eventsRoutes({ config: config.events, broker, hub, hitl: upstreams.get('hitl')!, logger, metrics }))
+  const pipeline = new Pipeline({
+    config,
+    cors: new CorsPolicy(config.corsOrigins),
+    limiter,
+    publisherAuth: new PublisherAuth(config.events.publishToken),
+    upstreams,
+    metrics,
+    accessLog: new AccessLog(logger),
+    logger,
+    app: (request) => app.handle(request),
+  })
+
   let server: Server<unknown> | undefined
-  const idleTimeouts: IdleTimeoutControl = { timeout: (request, seconds) => server?.timeout(request, seconds) }
-  const app = buildApp({ logger, metrics, admission, lifecycle, events: { config, admission, broker, hub, publisherAuth, logger, metrics, idleTimeouts } })
-  const proxy = { config, admission, logger, metrics, accessLog: new AccessLog(logger, metrics) }
-  const handle = (request: Request, via: Server<unknown> | undefined = server) => {
-    const admitted = admission.admit(request, via ?? null)
-    if (admitted instanceof Response) return admitted
-    // The hot path skips Elysia's router and hooks, which cost about a sixth of a proxied request.
-    if (isProxyUrl(request.url)) return proxyRequest(proxy, request, idleTimeouts, admitted)
-    return answerWithApp(request, admitted)
-  }
-  const answerWithApp = async (request: Request, context: GatewayContext) => {
-    admission.remember(request, context)
-    const response = await app.fetch(request)
-    const service = pathOf(request.url).startsWith(EVENTS_PREFIX) ? 'events' : 'gateway'
-    metrics.observe(service, request.method, response.status, (performance.now() - context.startedAt) / 1000)
-    // Once answered, the context can go, even while an event stream keeps the request alive for hours.
-    admission.forget(request)
-    return response
-  }
   return {
-    handle,
-    app,
-    admission,
     hub,
     broker,
     lifecycle,
     metrics,
+    handle: (request, via = server) => pipeline.handle(request, via),
     listen(port = config.port) {
       server = Bun.serve({
         port,
         hostname: config.host,
         idleTimeout: CLIENT_IDLE_TIMEOUT_SECONDS,
-        // Bodies are bounded by MAX_BODY_BYTES in the proxy, with a JSON 413; Bun's own limit would answer first and bare.
+        // Bodies are bounded by MAX_BODY_BYTES in the pipeline, with a JSON 413; Bun's own limit would answer first and bare.
         maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-        fetch: handle,
+        fetch: (request, via) => pipeline.handle(request, via),
       })
       return server
     },
     async shutdown(drainMs) {
-      admission.close()
+      clearInterval(limiterSweeper)
       const drained = server === undefined ? true : await lifecycle.shutdown(server, drainMs)
       hub.stop()
       broker.close()
+      upstreams.close()
       return drained
     },
   }
 }
 
-interface AppDependencies {
-  logger: Logger
-  metrics: Metrics
-  admission: Admission
-  lifecycle: Lifecycle
-  events: EventsDependencies
-}
-
-/** The Elysia app: every route but the proxy, on requests that admission has already seen. */
-function buildApp({ logger, metrics, admission, lifecycle, events }: AppDependencies) {
-  const failed = (request: Request, error: GatewayError) => admission.refuse(request, admission.contextOf(request), error)
-  // standardHostname: false — Elysia otherwise looks for the path after character 11 of the URL and
-  // mis-routes requests whose Host is shorter than four characters (`Host: gw`).
-  return (
-    new Elysia({ handler: { standardHostname: false } })
-      // Registered before the routes: Elysia applies a hook only to routes added after it.
-      .onError({ as: 'global' }, ({ request, code, error }) => {
-        if (error instanceof GatewayError) return failed(request, error)
-        if (code === 'NOT_FOUND') return failed(request, new GatewayError('not_found', `no route for ${request.method} ${new URL(request.url).pathname}`))
-        if (code === 'PARSE' || code === 'VALIDATION') return failed(request, new GatewayError('bad_request', String((error as Error).message)))
-        logger.error({ err: error, request_id: admission.contextOf(request).requestId }, 'Unhandled error')
-        return failed(request, new GatewayError('service_unavailable', 'the gateway failed to handle this request'))
-      })
-      .use(opsRoutes({ version: VERSION, admission, lifecycle, metrics }))
-      .use(eventsRoutes(events))
-  )
+/** An error thrown in (or before) an Elysia route, as the pipeline's JSON error. */
+function routeFailure(request: Request, code: unknown, error: unknown, logger: Logger): Response {
+  const ctx = contextOf(request)
+  if (code === 'NOT_FOUND') return failureResponse(ctx, new GatewayError('not_found', `no route for ${request.method} ${ctx.path}`), logger)
+  if (code === 'PARSE' || code === 'VALIDATION') return failureResponse(ctx, new GatewayError('bad_request', String((error as Error).message)), logger)
+  return failureResponse(ctx, error, logger)
 }

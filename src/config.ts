@@ -1,6 +1,7 @@
 /**
- * Environment → typed, validated `Config`. This is the only module that reads
- * `process.env`; everything else receives a `Config`.
+ * Environment → typed, validated `Config`. This is the only module that reads `process.env`;
+ * everything else receives a `Config`. One table, `SETTINGS`, drives parsing, defaults and
+ * `--help` (README, "Configuration").
  */
 import { TrustedProxies } from './http/client-ip'
 
@@ -49,36 +50,131 @@ export interface Config {
 /** A setting the operator got wrong; `main` prints `message` as one line and exits 1. */
 export class ConfigError extends Error {}
 
-interface Setting {
-  name: string
+type Env = Readonly<Record<string, string | undefined>>
+
+/** One environment variable: its name, its default as `--help` shows it, and how it is read. */
+interface Setting<T> {
+  variable: string
+  /** Used when the variable is unset or empty; `--help` shows it. */
   default: string
   meaning: string
+  /** Turns the effective value (set, or the default) into its typed form; throws `ConfigError`. */
+  parse(value: string, variable: string): T
 }
 
-/** Every setting of SPEC §1, in the order `--help` prints them. */
-export const SETTINGS: readonly Setting[] = [
-  { name: 'PORT', default: '8081', meaning: 'listen port (1-65535)' },
-  { name: 'HOST', default: '0.0.0.0', meaning: 'listen address' },
-  { name: '<NAME>_URL', default: '', meaning: 'registers backend service <name> (lower-cased), e.g. MY_SERVICE_URL=http://10.0.0.5:9000' },
-  { name: 'RATE_LIMIT', default: '1000', meaning: 'requests per minute per client IP; 0 disables' },
-  { name: 'RATE_LIMIT_BURST', default: '= RATE_LIMIT', meaning: 'token-bucket capacity' },
-  { name: 'TRUST_PROXY', default: '', meaning: 'comma list of IPs/CIDRs whose X-Forwarded-For is believed' },
-  { name: 'LOG_LEVEL', default: 'info', meaning: LOG_LEVELS.join(' ') },
-  { name: 'UPSTREAM_TIMEOUT_MS', default: '30000', meaning: "time allowed until the backend's response headers" },
-  { name: 'MAX_BODY_BYTES', default: '10485760', meaning: 'largest request body accepted' },
-  { name: 'SSE_HEARTBEAT_MS', default: '30000', meaning: 'heartbeat interval on event streams' },
-  { name: 'SSE_BUFFER', default: '100', meaning: 'events queued per connection before it counts as too slow' },
-  { name: 'SSE_HISTORY', default: '100', meaning: 'events retained per client for Last-Event-ID replay' },
-  { name: 'SSE_HISTORY_TTL_MS', default: '300000', meaning: 'how long a retained event stays replayable' },
-  { name: 'QUESTION_TTL_MS', default: '86400000', meaning: 'how long an unanswered question stays pending' },
-  { name: 'PUBLISH_TOKEN', default: '', meaning: 'bearer token required to publish; empty: only loopback peers may publish' },
-  { name: 'HITL_RESPONSE_PATH', default: '/responses', meaning: 'path on the hitl service that receives answers; {question_id} is substituted' },
-  { name: 'CORS_ORIGINS', default: '*', meaning: 'allowed browser origins, comma list' },
-  { name: 'REDIS_URL', default: '', meaning: 'cluster mode (not supported yet: the gateway refuses to start)' },
-  { name: 'REDIS_KEY_PREFIX', default: 'gw:', meaning: 'prefix of every Redis key and channel' },
-  { name: 'AUTH_JWT_SECRET / AUTH_JWKS_URL', default: '', meaning: 'authentication (not supported yet: the gateway refuses to start)' },
-  { name: 'TLS_CERT_FILE / TLS_KEY_FILE', default: '', meaning: 'HTTPS (not supported yet: the gateway refuses to start)' },
-]
+const setting = <T>(variable: string, fallback: string, meaning: string, parse: (value: string, variable: string) => T): Setting<T> => ({
+  variable,
+  default: fallback,
+  meaning,
+  parse,
+})
+
+function invalid(variable: string, value: string, allowed: string): ConfigError {
+  return new ConfigError(`invalid ${variable}=${JSON.stringify(value)}: expected ${allowed}`)
+}
+
+/** A whole number in `[min, max]`. */
+const integer =
+  (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  (value: string, variable: string): number => {
+    const allowed = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`
+    if (!/^\d+$/.test(value.trim())) throw invalid(variable, value, allowed)
+    const parsed = Number(value.trim())
+    if (parsed < min || parsed > max) throw invalid(variable, value, allowed)
+    return parsed
+  }
+
+/** Like `integer`, or `undefined` when the setting is empty (its default is derived from another). */
+const optionalInteger = (min: number) => (value: string, variable: string) => (value === '' ? undefined : integer(min)(value, variable))
+
+const text = (value: string) => value
+
+const nonEmpty = (value: string, variable: string): string => {
+  if (value.trim() === '') throw invalid(variable, value, 'a non-empty value')
+  return value.trim()
+}
+
+const logLevel = (value: string, variable: string): LogLevel => {
+  const level = value.trim().toLowerCase()
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw invalid(variable, value, `one of ${LOG_LEVELS.join(', ')}`)
+  return level as LogLevel
+}
+
+const trustedProxies = (value: string, variable: string): TrustedProxies => {
+  try {
+    return TrustedProxies.parse(value)
+  } catch (error) {
+    throw invalid(variable, value, `a comma list of IP addresses or CIDR ranges (${(error as Error).message})`)
+  }
+}
+
+const corsOrigins = (value: string, variable: string): '*' | string[] => {
+  if (value.trim() === '*') return '*'
+  const allowed = "'*' or a comma list of origins like https://app.example.com"
+  const origins = value.split(',').map((o) => o.trim()).filter(Boolean)
+  if (origins.length === 0) throw invalid(variable, value, allowed)
+  for (const origin of origins) {
+    let parsed: URL | undefined
+    try {
+      parsed = new URL(origin)
+    } catch {}
+    if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.origin !== origin.replace(/\/$/, '')) {
+      throw invalid(variable, value, `${allowed} (not ${JSON.stringify(origin)})`)
+    }
+  }
+  return origins.map((o) => o.replace(/\/$/, ''))
+}
+
+const responsePath = (value: string, variable: string): string => {
+  if (!value.startsWith('/') || /[\s?#]/.test(value)) throw invalid(variable, value, 'a path starting with / (no query or spaces)')
+  return value
+}
+
+/**
+ * A setting of a feature this version does not have. Starting anyway would silently ignore the
+ * operator, so any value but `allowed` stops the start.
+ */
+const notBuiltYet =
+  (feature: string, allowed = '') =>
+  (value: string, variable: string): void => {
+    if (value !== allowed) throw new ConfigError(`${variable} is set, but ${feature} is not supported yet by this version; unset it to start`)
+  }
+
+/** Every setting, in the order `--help` prints them (README, "Configuration"). */
+export const SETTINGS = {
+  port: setting('PORT', '8081', 'listen port (1-65535)', integer(1, 65535)),
+  host: setting('HOST', '0.0.0.0', 'listen address', nonEmpty),
+  rateLimit: setting('RATE_LIMIT', '1000', 'requests per minute per client IP; 0 disables', integer(0)),
+  rateLimitBurst: setting('RATE_LIMIT_BURST', '', 'token-bucket capacity (default: = RATE_LIMIT)', optionalInteger(1)),
+  trustProxy: setting('TRUST_PROXY', '', 'comma list of IPs/CIDRs whose X-Forwarded-For is believed', trustedProxies),
+  logLevel: setting('LOG_LEVEL', 'info', LOG_LEVELS.join(' '), logLevel),
+  upstreamTimeoutMs: setting('UPSTREAM_TIMEOUT_MS', '30000', "time allowed until the backend's response headers", integer(1)),
+  maxBodyBytes: setting('MAX_BODY_BYTES', '10485760', 'largest request body accepted', integer(0)),
+  heartbeatMs: setting('SSE_HEARTBEAT_MS', '30000', 'heartbeat interval on event streams', integer(1)),
+  buffer: setting('SSE_BUFFER', '100', 'events queued per connection before it counts as too slow', integer(1)),
+  history: setting('SSE_HISTORY', '100', 'events retained per client for Last-Event-ID replay', integer(0)),
+  historyTtlMs: setting('SSE_HISTORY_TTL_MS', '300000', 'how long a retained event stays replayable', integer(1)),
+  questionTtlMs: setting('QUESTION_TTL_MS', '86400000', 'how long an unanswered question stays pending', integer(1)),
+  publishToken: setting('PUBLISH_TOKEN', '', 'bearer token required to publish; empty: only loopback peers may publish', text),
+  hitlResponsePath: setting('HITL_RESPONSE_PATH', '/responses', 'path on the hitl service that receives answers; {question_id} is substituted', responsePath),
+  corsOrigins: setting('CORS_ORIGINS', '*', 'allowed browser origins, comma list', corsOrigins),
+  redisKeyPrefix: setting('REDIS_KEY_PREFIX', 'gw:', 'prefix of every Redis key and channel', text),
+  redisUrl: setting('REDIS_URL', '', 'cluster mode (not supported yet: the gateway refuses to start)', notBuiltYet('cluster mode')),
+  workers: setting('WORKERS', '1', 'gateway processes sharing the port (only 1 is supported yet)', notBuiltYet('more than one worker', '1')),
+  authJwtSecret: setting('AUTH_JWT_SECRET', '', 'authentication (not supported yet: the gateway refuses to start)', notBuiltYet('authentication')),
+  authJwksUrl: setting('AUTH_JWKS_URL', '', 'authentication (not supported yet)', notBuiltYet('authentication')),
+  authIssuer: setting('AUTH_ISSUER', '', 'authentication (not supported yet)', notBuiltYet('authentication')),
+  authAudience: setting('AUTH_AUDIENCE', '', 'authentication (not supported yet)', notBuiltYet('authentication')),
+  authClientClaim: setting('AUTH_CLIENT_CLAIM', '', 'authentication (not supported yet)', notBuiltYet('authentication')),
+  authCookie: setting('AUTH_COOKIE', '', 'authentication (not supported yet)', notBuiltYet('authentication')),
+  tlsCertFile: setting('TLS_CERT_FILE', '', 'HTTPS (not supported yet: the gateway refuses to start)', notBuiltYet('TLS')),
+  tlsKeyFile: setting('TLS_KEY_FILE', '', 'HTTPS (not supported yet)', notBuiltYet('TLS')),
+  upstreamRetries: setting('UPSTREAM_RETRIES', '', 'retries on another instance (not supported yet)', notBuiltYet('upstream retries')),
+  circuitFailures: setting('CIRCUIT_FAILURES', '', 'instance ejection (not supported yet)', notBuiltYet('instance ejection')),
+  circuitCooldownMs: setting('CIRCUIT_COOLDOWN_MS', '', 'instance ejection (not supported yet)', notBuiltYet('instance ejection')),
+} as const
+
+type SettingValues = { [K in keyof typeof SETTINGS]: ReturnType<(typeof SETTINGS)[K]['parse']> }
 
 /** Services that exist without any `<NAME>_URL`, each overridable by its variable. */
 export const BUILT_IN_SERVICES: Readonly<Record<string, string>> = {
@@ -93,12 +189,11 @@ export const BUILT_IN_SERVICES: Readonly<Record<string, string>> = {
 export const RESERVED_SERVICE_NAMES: ReadonlySet<string> = new Set(['events'])
 
 /** `*_URL` variables that are the gateway's own settings, never services. */
-const OWN_URL_SETTINGS: ReadonlySet<string> = new Set(['REDIS_URL', 'AUTH_JWKS_URL'])
-
-/** Settings whose features have not been built: starting without them would silently ignore the operator. */
-const NOT_YET_SUPPORTED = /^(REDIS_URL|AUTH_[A-Z0-9_]+|TLS_CERT_FILE|TLS_KEY_FILE)$/
-
-type Env = Readonly<Record<string, string | undefined>>
+const OWN_URL_SETTINGS: ReadonlySet<string> = new Set(
+  Object.values(SETTINGS)
+    .map((s) => s.variable)
+    .filter((variable) => variable.endsWith('_URL')),
+)
 
 /**
  * Builds the gateway's configuration from environment variables.
@@ -106,121 +201,58 @@ type Env = Readonly<Record<string, string | undefined>>
  * @throws ConfigError naming the variable, its value and what is allowed.
  */
 export function loadConfig(env: Env): Config {
-  for (const [name, value] of Object.entries(env)) {
-    if (value && NOT_YET_SUPPORTED.test(name)) {
-      throw new ConfigError(`${name} is set, but ${featureOf(name)} is not supported yet by this version; unset it to start`)
-    }
-  }
-  const rateLimit = integer(env, 'RATE_LIMIT', 1000, 0)
+  const values = readSettings(env)
   return {
-    port: integer(env, 'PORT', 8081, 1, 65535),
-    host: nonEmpty(env, 'HOST', '0.0.0.0'),
+    port: values.port,
+    host: values.host,
     services: discoverServices(env),
-    rateLimit,
-    rateLimitBurst: integer(env, 'RATE_LIMIT_BURST', Math.max(rateLimit, 1), 1),
-    trustProxy: trustedProxies(env),
-    logLevel: logLevel(env),
-    upstreamTimeoutMs: integer(env, 'UPSTREAM_TIMEOUT_MS', 30_000, 1),
-    maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 10_485_760, 0),
+    rateLimit: values.rateLimit,
+    rateLimitBurst: values.rateLimitBurst ?? Math.max(values.rateLimit, 1),
+    trustProxy: values.trustProxy,
+    logLevel: values.logLevel,
+    upstreamTimeoutMs: values.upstreamTimeoutMs,
+    maxBodyBytes: values.maxBodyBytes,
     events: {
-      heartbeatMs: integer(env, 'SSE_HEARTBEAT_MS', 30_000, 1),
-      buffer: integer(env, 'SSE_BUFFER', 100, 1),
-      history: integer(env, 'SSE_HISTORY', 100, 0),
-      historyTtlMs: integer(env, 'SSE_HISTORY_TTL_MS', 300_000, 1),
-      questionTtlMs: integer(env, 'QUESTION_TTL_MS', 86_400_000, 1),
-      publishToken: env.PUBLISH_TOKEN ?? '',
-      hitlResponsePath: hitlResponsePath(env),
+      heartbeatMs: values.heartbeatMs,
+      buffer: values.buffer,
+      history: values.history,
+      historyTtlMs: values.historyTtlMs,
+      questionTtlMs: values.questionTtlMs,
+      publishToken: values.publishToken,
+      hitlResponsePath: values.hitlResponsePath,
     },
-    corsOrigins: corsOrigins(env),
-    redisKeyPrefix: env.REDIS_KEY_PREFIX ?? 'gw:',
+    corsOrigins: values.corsOrigins,
+    redisKeyPrefix: values.redisKeyPrefix,
   }
 }
 
-/** The text of `--help`. */
+/** Every entry of `SETTINGS`, read from `env` (an unset or empty variable takes the default). */
+function readSettings(env: Env): SettingValues {
+  const values: Record<string, unknown> = {}
+  for (const [key, entry] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
+    const raw = env[entry.variable]
+    values[key] = entry.parse(raw === undefined || raw === '' ? entry.default : raw, entry.variable)
+  }
+  return values as SettingValues
+}
+
+/** The text of `--help`, from `SETTINGS` and `BUILT_IN_SERVICES`. */
 export function helpText(version: string): string {
-  const width = Math.max(...SETTINGS.map((s) => s.name.length))
-  const rows = SETTINGS.map((s) => `  ${s.name.padEnd(width)}  ${s.meaning}${s.default ? ` (default: ${s.default})` : ''}`)
-  const builtIns = Object.entries(BUILT_IN_SERVICES).map(([name, url]) => `  ${name.padEnd(width)}  ${url}`)
+  const rows: [string, string][] = Object.values(SETTINGS).map((s: Setting<unknown>) => [s.variable, `${s.meaning}${s.default ? ` (default: ${s.default})` : ''}`])
+  rows.splice(2, 0, ['<NAME>_URL', 'registers backend service <name> (lower-cased), e.g. MY_SERVICE_URL=http://10.0.0.5:9000'])
+  const width = Math.max(...rows.map(([name]) => name.length))
   return [
     `api-gateway ${version}: reverse proxy, Server-Sent Events, human-in-the-loop and rate limiting`,
     '',
     'Usage: api-gateway [--help | --version]   (configured through environment variables)',
     '',
     'Settings:',
-    ...rows,
+    ...rows.map(([name, meaning]) => `  ${name.padEnd(width)}  ${meaning}`),
     '',
     'Built-in services (each overridden by its <NAME>_URL):',
-    ...builtIns,
+    ...Object.entries(BUILT_IN_SERVICES).map(([name, url]) => `  ${name.padEnd(width)}  ${url}`),
     '',
   ].join('\n')
-}
-
-function featureOf(name: string): string {
-  if (name === 'REDIS_URL') return 'cluster mode'
-  if (name.startsWith('AUTH_')) return 'authentication'
-  return 'TLS'
-}
-
-function invalid(name: string, value: string, allowed: string): ConfigError {
-  return new ConfigError(`invalid ${name}=${JSON.stringify(value)}: expected ${allowed}`)
-}
-
-function integer(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const raw = env[name]
-  if (raw === undefined || raw === '') return fallback
-  const allowed = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`
-  if (!/^\d+$/.test(raw.trim())) throw invalid(name, raw, allowed)
-  const value = Number(raw.trim())
-  if (value < min || value > max) throw invalid(name, raw, allowed)
-  return value
-}
-
-function nonEmpty(env: Env, name: string, fallback: string): string {
-  const raw = env[name]
-  if (raw === undefined) return fallback
-  if (raw.trim() === '') throw invalid(name, raw, 'a non-empty value')
-  return raw.trim()
-}
-
-function logLevel(env: Env): LogLevel {
-  const raw = env.LOG_LEVEL
-  if (raw === undefined || raw === '') return 'info'
-  const level = raw.trim().toLowerCase()
-  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw invalid('LOG_LEVEL', raw, `one of ${LOG_LEVELS.join(', ')}`)
-  return level as LogLevel
-}
-
-function trustedProxies(env: Env): TrustedProxies {
-  const raw = env.TRUST_PROXY ?? ''
-  try {
-    return TrustedProxies.parse(raw)
-  } catch (error) {
-    throw invalid('TRUST_PROXY', raw, `a comma list of IP addresses or CIDR ranges (${(error as Error).message})`)
-  }
-}
-
-function corsOrigins(env: Env): '*' | string[] {
-  const raw = env.CORS_ORIGINS
-  if (raw === undefined || raw.trim() === '*') return '*'
-  const origins = raw.split(',').map((o) => o.trim()).filter(Boolean)
-  if (origins.length === 0) throw invalid('CORS_ORIGINS', raw, "'*' or a comma list of origins like https://app.example.com")
-  for (const origin of origins) {
-    let parsed: URL | undefined
-    try {
-      parsed = new URL(origin)
-    } catch {}
-    if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.origin !== origin.replace(/\/$/, '')) {
-      throw invalid('CORS_ORIGINS', raw, `'*' or a comma list of origins like https://app.example.com (not ${JSON.stringify(origin)})`)
-    }
-  }
-  return origins.map((o) => o.replace(/\/$/, ''))
-}
-
-function hitlResponsePath(env: Env): string {
-  const raw = env.HITL_RESPONSE_PATH
-  if (raw === undefined || raw === '') return '/responses'
-  if (!raw.startsWith('/') || /[\s?#]/.test(raw)) throw invalid('HITL_RESPONSE_PATH', raw, 'a path starting with / (no query or spaces)')
-  return raw
 }
 
 /**

@@ -74,6 +74,14 @@ export function isoTimestamp(): string {
 }
 
 /**
+ * Where `logger` writes its lines, for the access log, which serializes its own (see
+ * src/pipeline/access-log.ts) but must share pino's destination and order.
+ */
+export function destinationOf(logger: Logger): LogDestination {
+  return (logger as unknown as Record<symbol, LogDestination>)[pino.symbols.streamSym]!
+}
+
+/**
  * @example createLogger('info').info({ port: 8081 }, 'Listening')
  */
 export function createLogger(level: LogLevel, destination?: LogDestination): Logger {

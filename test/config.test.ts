@@ -9,7 +9,7 @@ function runMain(env: Record<string, string>, args: string[] = []) {
   return { exitCode: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() }
 }
 
-describe('configuration defaults (SPEC §1)', () => {
+describe('configuration defaults', () => {
   test('an empty environment gives every documented default', () => {
     const config = loadConfig({})
     expect(config.port).toBe(8081)

@@ -1,5 +1,5 @@
 /**
- * No idle cut-off on long-lived streams (SPEC §4, §6). Bun closes connections idle for 10 s and
+ * No idle cut-off on long-lived streams. Bun closes connections idle for 10 s and
  * Elysia's listen() for 30 s unless the gateway lifts the timeout per request; each test here
  * stays silent for 40 s, so they run concurrently.
  */

@@ -1,15 +1,26 @@
 /**
- * The seam between the event routes and the state behind them. The in-memory broker is the
- * embedded default; a Redis broker (cluster mode, SPEC §7) implements the same interface, and
- * neither the routes nor the connections know which one is behind them.
+ * The seam between the event routes and the state behind them (README, "Event protocol"). The
+ * in-memory broker is the embedded default; a broker shared by several gateway instances
+ * implements the same interface, and neither the routes nor the connections know which one is
+ * behind them.
+ *
+ * The contract holds for one process and for many sharing one store alike:
+ * - `publish` reaches every stream of each target once, on whichever instance it is open.
+ * - The target `'connected'` means every client with a stream open on any live instance at the
+ *   moment the event is accepted. An instance that died stops counting within 30 s.
+ * - `delivered` counts the streams open for the targets, across all instances, when the event
+ *   was accepted: with one process, the streams it queued the event to.
+ * - History, pending questions, answered markers and publisher ids are shared state: a replay,
+ *   a claim or an idempotent retry gives the same answer on every instance, and exactly one
+ *   claim per question wins, decided atomically by the store.
  */
 import type { EventEnvelope } from './envelope'
 
-/** Who a published event is for: named clients, or every client connected right now. */
+/** Who a published event is for: named clients, or every client with an open stream right now (see above). */
 export type PublishTarget = readonly string[] | 'connected'
 
 export interface PublishOutcome {
-  /** Streams the event was queued to. */
+  /** Streams open for the targets when the event was accepted (see above). */
   delivered: number
   /** True when every target already retained this id: the publish was a no-op. */
   duplicate: boolean
@@ -32,9 +43,9 @@ export interface Broker {
    * target that already retains it is skipped.
    */
   publish(target: PublishTarget, envelope: EventEnvelope, publisherId?: boolean): Promise<PublishOutcome>
-  /** SPEC §6 step 2: what a client with `lastEventId` missed. */
+  /** Step 2 of a subscription: what a client with `lastEventId` missed. */
   retainedAfter(clientId: string, lastEventId: string): Promise<Replay>
-  /** SPEC §6 step 3: the client's unanswered, unexpired questions, oldest first. */
+  /** Step 3 of a subscription: the client's unanswered, unexpired questions, oldest first. */
   pendingQuestions(clientId: string): Promise<EventEnvelope[]>
   /**
    * Makes this caller the only one answering `questionId`: `claimed` once; `answered` for every

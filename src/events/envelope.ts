@@ -1,5 +1,5 @@
 /**
- * The event as every stream, history and publisher sees it (SPEC §6), and the rules for the
+ * The event as every stream, history and publisher sees it (README, "Event protocol"), and the rules for the
  * fields publishers choose.
  */
 
@@ -15,11 +15,11 @@ export interface EventEnvelope {
 /** Control events the gateway itself emits; publishers may not use them. */
 export const RESERVED_EVENT_TYPES: ReadonlySet<string> = new Set(['connection.established', 'heartbeat', 'replay.gap'])
 
-/** SPEC §6: 1–64 characters of `[A-Za-z0-9._:-]`. */
+/** Event types: 1–64 characters of `[A-Za-z0-9._:-]`. */
 export const EVENT_TYPE_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/
 
 
-/** SPEC §6: the largest event a publisher may send. */
+/** The largest event a publisher may send. */
 export const MAX_EVENT_BYTES = 64 * 1024
 
 export const QUESTION_EVENT_TYPE = 'question'

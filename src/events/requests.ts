@@ -1,5 +1,5 @@
 /**
- * Validation of what publishers and answering people send (SPEC §6). Each function turns an
+ * Validation of what publishers and answering people send (README, "Publish" and "Answer"). Each function turns an
  * untrusted JSON object into a typed request or throws a `bad_request` naming the field.
  */
 import { GatewayError } from '../http/errors'
@@ -21,7 +21,7 @@ export interface AnswerRequest {
   body: Record<string, unknown>
 }
 
-/** SPEC §6: a question id is a string of at most 128 characters. */
+/** A question id is a string of at most 128 characters. */
 const MAX_QUESTION_ID_LENGTH = 128
 
 const invalid = (message: string) => new GatewayError('bad_request', message)

@@ -6,7 +6,7 @@ import type { EventEnvelope } from './envelope'
 
 const encoder = new TextEncoder()
 
-/** The response headers of every event stream (SPEC §6). */
+/** The response headers of every event stream (README, "Subscribe"). */
 export const SSE_HEADERS: Readonly<Record<string, string>> = {
   'content-type': 'text/event-stream',
   'cache-control': 'no-cache',

@@ -1,4 +1,4 @@
-/** The gateway's own errors (SPEC §2): a code, a status, and one JSON shape for all of them. */
+/** The gateway's own errors (README, "Error format"): a code, a status, and one JSON shape for all of them. */
 export const ERROR_STATUS = {
   bad_request: 400,
   unauthorized: 401,

@@ -1,6 +1,7 @@
 /**
- * SPEC §4 and §6: request ids, client ids and event ids are 1–128 characters of
- * `[A-Za-z0-9._:-]` — safe in a header, a URL segment, a log line and an SSE `id:` line.
+ * Request ids, client ids and event ids are 1–128 characters of `[A-Za-z0-9._:-]` (README,
+ * "Reverse proxy" and "Event protocol"): safe in a header, a URL segment, a log line and an SSE
+ * `id:` line.
  */
 export const IDENTIFIER_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
 

@@ -1,9 +1,9 @@
 /**
- * Readiness and graceful shutdown (SPEC §8): on SIGTERM/SIGINT `/ready` turns 503, the listener
+ * Readiness and graceful shutdown (README, "Operations"): on SIGTERM/SIGINT `/ready` turns 503, the listener
  * closes, in-flight requests get up to `drainMs` to finish, then the rest are cut.
  */
 
-/** SPEC §8: how long in-flight proxied requests may take to finish after a shutdown signal. */
+/** How long in-flight proxied requests may take to finish after a shutdown signal. */
 export const DRAIN_MS = 10_000
 
 interface StoppableServer {

@@ -4,8 +4,6 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
-export type UpstreamErrorKind = 'connect' | 'timeout' | 'reset'
-
 export class Metrics {
   readonly registry = new Registry()
 

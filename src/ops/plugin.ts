@@ -1,39 +1,27 @@
-/** `GET /health`, `/ready` and `/metrics` (SPEC §3). */
+/** `GET /health`, `/ready` and `/metrics` (README, "Routes"). */
 import { Elysia } from 'elysia'
-import type { Admission } from '../http/admission'
+import { requestContext } from '../pipeline/elysia-context'
+import { OPS_PATHS } from '../pipeline/routes'
 import type { Lifecycle } from './lifecycle'
 import type { Metrics } from './metrics'
 
 export interface OpsDependencies {
   version: string
-  admission: Admission
   lifecycle: Lifecycle
   metrics: Metrics
 }
 
-export function opsRoutes({ version, admission, lifecycle, metrics }: OpsDependencies) {
-  const json = (request: Request, status: number, body: object) => {
-    const headers = admission.decorate(request, new Headers({ 'content-type': 'application/json', 'cache-control': 'no-store' }))
-    return new Response(JSON.stringify(body), { status, headers })
-  }
+export function opsRoutes({ version, lifecycle, metrics }: OpsDependencies) {
+  const json = (status: number, body: object) =>
+    new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } })
   const startedAt = Date.now()
   return new Elysia({ name: 'ops' })
-    .get('/health', ({ request }) =>
-      json(request, 200, { status: 'ok', service: 'api-gateway', version, uptime_seconds: Math.floor((Date.now() - startedAt) / 1000) }),
-    )
-    .get('/ready', ({ request }) =>
+    .use(requestContext)
+    .get(OPS_PATHS.health, () => json(200, { status: 'ok', service: 'api-gateway', version, uptime_seconds: Math.floor((Date.now() - startedAt) / 1000) }))
+    .get(OPS_PATHS.ready, ({ ctx }) =>
       lifecycle.ready
-        ? json(request, 200, { status: 'ready' })
-        : json(request, 503, {
-            status: 'shutting_down',
-            error: 'service_unavailable',
-            message: 'the gateway is shutting down',
-            request_id: admission.contextOf(request).requestId,
-          }),
+        ? json(200, { status: 'ready' })
+        : json(503, { status: 'shutting_down', error: 'service_unavailable', message: 'the gateway is shutting down', request_id: ctx.requestId }),
     )
-    .get('/metrics', async ({ request }) => {
-      const exposition = await metrics.exposition()
-      admission.decorate(request, exposition.headers)
-      return exposition
-    })
+    .get(OPS_PATHS.metrics, () => metrics.exposition())
 }

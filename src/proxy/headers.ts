@@ -1,5 +1,5 @@
 /**
- * Phases 2 and 4 of the proxy: the header rules in each direction (SPEC §4, RFC 9110 §7.6.1).
+ * The proxy's header rules in each direction (README, "Reverse proxy"; RFC 9110 §7.6.1).
  */
 
 /** RFC 9110 §7.6.1: connection-specific headers, never forwarded (plus the legacy `Proxy-Connection`). */
@@ -17,15 +17,6 @@ const HOP_BY_HOP = [
 
 /** RFC 9110 §5.1 token: anything else in `Connection` names no header. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-
-/** What the proxy knows about the client side of one request. */
-export interface ForwardingFacts {
-  /** The socket peer, appended to `X-Forwarded-For`. */
-  peerIp: string
-  /** `http` or `https`: how the client reached the gateway. */
-  proto: string
-  requestId: string
-}
 
 /**
  * Removes the hop-by-hop headers and every header that `Connection` names. Runs before any
@@ -46,18 +37,20 @@ export function dropHopByHop(headers: Headers): Headers {
 /**
  * Turns the client's headers, in place (no copy on the hot path), into those a backend receives:
  * minus hop-by-hop, plus `X-Forwarded-*` and `X-Request-Id`.
- * @example prepareUpstreamHeaders(request.headers, { peerIp: '10.0.0.9', proto: 'http', requestId: 'r1' })
+ * @param peerIp the socket peer, appended to `X-Forwarded-For`.
+ * @param proto `http` or `https`: how the client reached the gateway.
+ * @example prepareUpstreamHeaders(request.headers, '10.0.0.9', 'http', 'r1')
  */
-export function prepareUpstreamHeaders(incoming: Headers, facts: ForwardingFacts): Headers {
+export function prepareUpstreamHeaders(incoming: Headers, peerIp: string, proto: string, requestId: string): Headers {
   const headers = dropHopByHop(incoming)
   const host = headers.get('host')
   // The backend's own Host comes from its URL (nginx's default `proxy_set_header Host $proxy_host`).
   headers.delete('host')
   const forwardedFor = headers.get('x-forwarded-for')
-  headers.set('x-forwarded-for', forwardedFor ? `${forwardedFor}, ${facts.peerIp}` : facts.peerIp)
-  headers.set('x-forwarded-proto', facts.proto)
+  headers.set('x-forwarded-for', forwardedFor ? `${forwardedFor}, ${peerIp}` : peerIp)
+  headers.set('x-forwarded-proto', proto)
   if (host !== null) headers.set('x-forwarded-host', host)
-  headers.set('x-request-id', facts.requestId)
+  headers.set('x-request-id', requestId)
   return headers
 }
 

@@ -1,47 +1,39 @@
 /**
- * Phase 1 of the proxy: from the raw request URL to the backend URL, byte-exact (SPEC §4).
- * The path and query are sliced from the URL as received, never decoded and re-encoded. (Bun has
- * already resolved dot segments, `%2e%2e` included, against the whole gateway path, so a request
- * cannot climb out of a service's base path.)
+ * The route step of a proxied request (README, "Reverse proxy"): the service it names, and
+ * whether it may be forwarded at all. The path and query are never decoded: they are forwarded
+ * as sliced from the URL as received. (Bun has already resolved dot segments, `%2e%2e`
+ * included, against the whole gateway path, so a request cannot climb out of a service's base
+ * path.)
  */
-import type { ServiceTarget } from '../config'
 import { GatewayError } from '../http/errors'
+import type { RequestContext } from '../pipeline/context'
+import type { Upstreams } from '../upstream/upstream'
 
-export const PROXY_PREFIX = '/api/v1/'
-
-export interface ProxyRoute {
-  service: ServiceTarget
-  /** The full URL the request is forwarded to. */
-  upstreamUrl: string
-  /** The path on the backend, without the query (what the log line shows). */
-  upstreamPath: string
-}
+/** The methods the proxy forwards; metrics count any other as `OTHER`. */
+export const PROXIED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
 
 /** A `%` not followed by two hex digits (RFC 3986 §2.1). */
 const MALFORMED_PERCENT = /%(?![0-9A-Fa-f]{2})/
 
 /**
- * @example resolveRoute('http://gw/api/v1/x/a?q=%41', services) // → http://h:9000/base/a?q=%41
- * @throws GatewayError `bad_request` for malformed percent-encoding, `unknown_service` for an unregistered name.
+ * Sets `ctx.upstream` for the service segment that `classify` found.
+ * @throws GatewayError `bad_request` (malformed percent-encoding, a method not proxied),
+ *   `unknown_service`, or `payload_too_large` when `Content-Length` already passes the limit.
  */
-export function resolveRoute(requestUrl: string, services: ReadonlyMap<string, ServiceTarget>): ProxyRoute {
-  const pathAndQuery = requestUrl.slice(requestUrl.indexOf('/', requestUrl.indexOf('//') + 2))
-  if (MALFORMED_PERCENT.test(pathAndQuery)) {
+export function resolveProxyRoute(ctx: RequestContext, upstreams: Upstreams, maxBodyBytes: number): void {
+  if (ctx.url.includes('%', ctx.pathStart) && MALFORMED_PERCENT.test(ctx.url.slice(ctx.pathStart))) {
     throw new GatewayError('bad_request', 'malformed percent-encoding in the request target')
   }
-  const afterPrefix = pathAndQuery.slice(PROXY_PREFIX.length)
-  const nameEnd = afterPrefix.search(/[/?]/)
-  const name = nameEnd === -1 ? afterPrefix : afterPrefix.slice(0, nameEnd)
-  const service = services.get(name)
-  if (service === undefined) {
-    throw new GatewayError('unknown_service', `no service named ${JSON.stringify(decodeSafely(name))} is registered`)
+  const upstream = upstreams.get(ctx.serviceName)
+  if (upstream === undefined) {
+    throw new GatewayError('unknown_service', `no service named ${JSON.stringify(decodeSafely(ctx.serviceName))} is registered`)
   }
-  const rest = nameEnd === -1 ? '' : afterPrefix.slice(nameEnd)
-  const queryStart = rest.indexOf('?')
-  const restPath = queryStart === -1 ? rest : rest.slice(0, queryStart)
-  const query = queryStart === -1 ? '' : rest.slice(queryStart)
-  const upstreamPath = service.basePath + restPath || '/'
-  return { service, upstreamUrl: service.origin + upstreamPath + query, upstreamPath }
+  ctx.upstream = upstream
+  const method = ctx.request.method
+  if (!PROXIED_METHODS.has(method)) throw new GatewayError('bad_request', `method ${method} is not proxied`)
+  if (ctx.declaredLength !== null && ctx.declaredLength > maxBodyBytes) {
+    throw new GatewayError('payload_too_large', `request body of ${ctx.declaredLength} bytes exceeds the limit of ${maxBodyBytes}`)
+  }
 }
 
 function decodeSafely(value: string): string {

@@ -1,5 +1,5 @@
 /**
- * Token buckets per key (client IP) in one `Map` (SPEC §5): capacity `burst`, refilled
+ * Token buckets per key (client IP) in one `Map` (README, "Rate limiting"): capacity `burst`, refilled
  * continuously at `perMinute`. Memory is bounded twice: buckets that have refilled to full are
  * indistinguishable from absent ones and are swept, and a flood of distinct keys cannot grow the
  * map past `maxTracked` (the oldest entries go first).
@@ -40,12 +40,15 @@ const EVICTION_SHARE = 0.1
 export class TokenBucketLimiter {
   private readonly buckets = new Map<string, Bucket>()
   private readonly capacity: number
+  /** The refill rate (`RATE_LIMIT`). */
+  readonly perMinute: number
   private readonly tokensPerMs: number
   private readonly maxTracked: number
   private readonly now: () => number
 
   constructor(options: TokenBucketOptions) {
     this.capacity = options.capacity
+    this.perMinute = options.perMinute
     this.tokensPerMs = options.perMinute / 60_000
     this.maxTracked = options.maxTracked ?? DEFAULT_MAX_TRACKED
     this.now = options.now ?? (() => performance.now())

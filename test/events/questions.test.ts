@@ -29,7 +29,7 @@ const ask = (clientId: string, questionId: string, extra: Record<string, unknown
 const answer = (clientId: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(`${gw.url}/api/v1/events/${clientId}/response`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
 
-describe('pending questions (SPEC §6)', () => {
+describe('pending questions', () => {
   test('a question asked while the client was away is sent on every new connection', async () => {
     const asked = await ask('away', 'q-away')
     for (let tab = 0; tab < 2; tab++) {

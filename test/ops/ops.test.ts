@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { type MockBackend, startBackend } from '../helpers/backend'
 import { type RunningGateway, startGateway } from '../helpers/gateway'
 
-describe('health, readiness and metrics (SPEC §3)', () => {
+describe('health, readiness and metrics', () => {
   let backend: MockBackend
   let gw: RunningGateway
   beforeAll(async () => {
@@ -49,7 +49,7 @@ describe('health, readiness and metrics (SPEC §3)', () => {
   })
 })
 
-describe('graceful shutdown (SPEC §8)', () => {
+describe('graceful shutdown', () => {
   test('readiness turns 503, new connections are refused, and an in-flight request finishes', async () => {
     const backend = startBackend(async () => {
       await Bun.sleep(600)

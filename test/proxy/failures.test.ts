@@ -69,7 +69,7 @@ function metricValue(text: string, line: string): number {
   return found ? Number(found.slice(line.length).trim()) : 0
 }
 
-describe('errors are SPEC §2 JSON', () => {
+describe('errors are the documented JSON', () => {
   test('unknown service → 404 unknown_service', async () => {
     await expectJsonError(await fetch(`${gw.url}/api/v1/nosuch/x`), 404, 'unknown_service')
   })

@@ -15,7 +15,7 @@ afterAll(async () => {
 })
 
 describe('one JSON log line per proxied request', () => {
-  test('carries the SPEC §4 fields, level as a word', async () => {
+  test('carries the documented fields, level as a word', async () => {
     await fetch(`${gw.url}/api/v1/orchestrator/workflows?token=abc`, { method: 'POST', body: '{}', headers: { 'x-request-id': 'log-test-1' } })
     await Bun.sleep(20)
     const lines = gw.logs.filter((l) => l.request_id === 'log-test-1')

@@ -1,34 +1,63 @@
 import { describe, expect, test } from 'bun:test'
 import { loadConfig } from '../../src/config'
-import { isProxyUrl } from '../../src/proxy/handler'
-import { resolveRoute } from '../../src/proxy/route'
+import { Metrics } from '../../src/ops/metrics'
+import { RequestContext } from '../../src/pipeline/context'
+import { classify } from '../../src/pipeline/routes'
+import { resolveProxyRoute } from '../../src/proxy/route'
+import { Upstreams } from '../../src/upstream/upstream'
 
-describe('which requests the proxy takes', () => {
-  test('/api/v1/<service>... for any name but the reserved events', () => {
-    expect(isProxyUrl('http://gw/api/v1/runner/jobs?x=1')).toBe(true)
-    expect(isProxyUrl('http://gw/api/v1/runner')).toBe(true)
-    expect(isProxyUrl('http://gw/api/v1/runner?x')).toBe(true)
-    expect(isProxyUrl('http://gw/api/v1/eventsource/x')).toBe(true)
-    expect(isProxyUrl('http://gw/api/v1/events/alice')).toBe(false)
-    expect(isProxyUrl('http://gw/api/v1/events')).toBe(false)
-    expect(isProxyUrl('http://gw/api/v1/events?x=1')).toBe(false)
-    expect(isProxyUrl('http://gw/api/v1/')).toBe(false)
-    expect(isProxyUrl('http://gw/health')).toBe(false)
-    expect(isProxyUrl('http://gw/api/v2/runner')).toBe(false)
+function classified(url: string, method = 'GET'): RequestContext {
+  const ctx = new RequestContext(new Request(url, { method }), undefined)
+  classify(ctx)
+  return ctx
+}
+
+describe('every request is classified once, from its path', () => {
+  test('/api/v1/<service>... is proxied for any name but the reserved events', () => {
+    expect(classified('http://gw/api/v1/runner/jobs?x=1')).toMatchObject({ kind: 'proxy', serviceName: 'runner' })
+    expect(classified('http://gw/api/v1/runner')).toMatchObject({ kind: 'proxy', serviceName: 'runner' })
+    expect(classified('http://gw/api/v1/runner?x')).toMatchObject({ kind: 'proxy', serviceName: 'runner' })
+    expect(classified('http://gw/api/v1/eventsource/x')).toMatchObject({ kind: 'proxy', serviceName: 'eventsource' })
+  })
+
+  test('the event routes, with publishing told apart', () => {
+    expect(classified('http://gw/api/v1/events/alice')).toMatchObject({ kind: 'events', isPublish: false })
+    expect(classified('http://gw/api/v1/events/alice', 'POST')).toMatchObject({ kind: 'events', isPublish: true })
+    expect(classified('http://gw/api/v1/events', 'POST')).toMatchObject({ kind: 'events', isPublish: true })
+    expect(classified('http://gw/api/v1/events?x=1', 'POST')).toMatchObject({ kind: 'events', isPublish: true })
+    expect(classified('http://gw/api/v1/events/alice/response', 'POST')).toMatchObject({ kind: 'events', isPublish: false })
+  })
+
+  test('health, readiness and metrics are ops; anything else is not found', () => {
+    expect(classified('http://gw/health').kind).toBe('ops')
+    expect(classified('http://gw/metrics?x').kind).toBe('ops')
+    expect(classified('http://gw/api/v1/').kind).toBe('not_found')
+    expect(classified('http://gw/api/v2/runner').kind).toBe('not_found')
+    expect(classified('http://gw/healthz').kind).toBe('not_found')
   })
 })
 
-describe('resolveRoute', () => {
-  const services = loadConfig({ X_URL: 'http://h:9000/base' }).services
+describe('the route step of a proxied request', () => {
+  const config = loadConfig({ X_URL: 'http://h:9000/base' })
+  const upstreams = new Upstreams(config, new Metrics())
 
-  test('maps the rest of the path and the query onto the base URL', () => {
-    expect(resolveRoute('http://gw/api/v1/x/a/b?q=%41', services)).toMatchObject({ upstreamUrl: 'http://h:9000/base/a/b?q=%41', upstreamPath: '/base/a/b' })
-    expect(resolveRoute('http://gw/api/v1/x', services).upstreamUrl).toBe('http://h:9000/base')
-    expect(resolveRoute('http://gw/api/v1/x?only=query', services).upstreamUrl).toBe('http://h:9000/base?only=query')
+  test('finds the service, and the path on the backend keeps the base path', () => {
+    const ctx = classified('http://gw/api/v1/x/a/b?q=%41')
+    resolveProxyRoute(ctx, upstreams, 1000)
+    expect(ctx.upstream?.name).toBe('x')
+    expect(ctx.upstream?.pathOn(ctx.url.slice(ctx.restStart, ctx.pathEnd))).toBe('/base/a/b')
+    expect(ctx.url.slice(ctx.pathEnd)).toBe('?q=%41')
+    const bare = classified('http://gw/api/v1/x')
+    resolveProxyRoute(bare, upstreams, 1000)
+    expect(bare.upstream?.pathOn(bare.url.slice(bare.restStart, bare.pathEnd))).toBe('/base')
   })
 
-  test('unknown services and malformed percent-encoding are errors with their codes', () => {
-    expect(() => resolveRoute('http://gw/api/v1/nope/a', services)).toThrow(expect.objectContaining({ code: 'unknown_service' }))
-    expect(() => resolveRoute('http://gw/api/v1/x/%G0', services)).toThrow(expect.objectContaining({ code: 'bad_request' }))
+  test('unknown services, malformed percent-encoding, methods not proxied and declared oversize bodies are errors with their codes', () => {
+    expect(() => resolveProxyRoute(classified('http://gw/api/v1/nope/a'), upstreams, 1000)).toThrow(expect.objectContaining({ code: 'unknown_service' }))
+    expect(() => resolveProxyRoute(classified('http://gw/api/v1/x/%G0'), upstreams, 1000)).toThrow(expect.objectContaining({ code: 'bad_request' }))
+    expect(() => resolveProxyRoute(classified('http://gw/api/v1/x/a', 'PROPFIND'), upstreams, 1000)).toThrow(expect.objectContaining({ code: 'bad_request' }))
+    const large = classified('http://gw/api/v1/x/a', 'POST')
+    large.declaredLength = 1001
+    expect(() => resolveProxyRoute(large, upstreams, 1000)).toThrow(expect.objectContaining({ code: 'payload_too_large' }))
   })
 })

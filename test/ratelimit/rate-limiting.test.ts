@@ -17,7 +17,7 @@ async function withGateway(env: Record<string, string>, body: (gw: RunningGatewa
   }
 }
 
-describe('rate limiting through the gateway (SPEC §5)', () => {
+describe('rate limiting through the gateway', () => {
   test('every limited response carries RateLimit-*; an empty bucket gives 429 with Retry-After', () =>
     withGateway({ RATE_LIMIT: '60', RATE_LIMIT_BURST: '3' }, async (gw) => {
       const remaining: string[] = []

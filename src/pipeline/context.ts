@@ -1,0 +1,95 @@
+/**
+ * The one object that travels through every step of a request (README, "Design notes"):
+ * what identify learned, how the route was classified, the rate-limit decision, and what the
+ * record step needs to write the access log and the metrics.
+ *
+ * A class with every field set in the constructor, so all contexts share one shape and the
+ * hot path stays monomorphic.
+ */
+import type { Server } from 'bun'
+import type { RateDecision } from '../ratelimit/token-bucket'
+import type { Upstream } from '../upstream/upstream'
+import type { FailureKind } from '../upstream/failures'
+import type { RouteKind } from './routes'
+
+export class RequestContext {
+  readonly url: string
+  /** Where the path starts in `url`, and where it ends (the `?`, or the end of the URL). */
+  readonly pathStart: number
+  readonly pathEnd: number
+  /** `performance.now()` at arrival. */
+  readonly startedAt: number
+  requestId = ''
+  /** The socket peer, canonical spelling (no `::ffff:` prefix). */
+  peerIp = ''
+  /** After `TRUST_PROXY` resolution. */
+  clientIp = ''
+  kind: RouteKind = 'not_found'
+  /** Proxy: the service segment as sent (not decoded), and where the rest of the path starts in `url`. */
+  serviceName = ''
+  restStart = 0
+  /** Proxy: the service, once the route step found it. */
+  upstream: Upstream | undefined = undefined
+  /** `POST /api/v1/events` or `POST /api/v1/events/<client_id>`. */
+  isPublish = false
+  /** Publishing: whether the request carries `Authorization: Bearer <PUBLISH_TOKEN>` (checked once). */
+  hasPublishToken = false
+  /** The body length the client declared (`Content-Length`), or null; set by the route step. */
+  declaredLength: number | null = null
+  /** Absent when the route is not rate limited or limiting is off. */
+  rate: RateDecision | undefined = undefined
+  /** Set when the gateway answered before the route did (preflight, 429, 401, ...): metrics count it as `gateway`. */
+  answeredEarly = false
+  /** A CORS preflight, answered by the gateway with its own CORS headers. */
+  isPreflight = false
+  /** Why an exchange with a backend failed, for the log line. */
+  upstreamError: FailureKind | undefined = undefined
+
+  constructor(
+    readonly request: Request,
+    /** The server that accepted the request; absent when a test calls `handle` directly. */
+    readonly server: Server<unknown> | undefined,
+  ) {
+    const url = request.url
+    this.url = url
+    this.pathStart = url.indexOf('/', url.indexOf('//') + 2)
+    const query = url.indexOf('?', this.pathStart)
+    this.pathEnd = query === -1 ? url.length : query
+    this.startedAt = performance.now()
+  }
+
+  /** The path as received, without the query: `/api/v1/runner/jobs`. */
+  get path(): string {
+    return this.url.slice(this.pathStart, this.pathEnd)
+  }
+
+  /** Lifts Bun's idle timeout for this request: slow backends and event streams must outlive it. */
+  keepOpen(): void {
+    this.server?.timeout(this.request, 0)
+  }
+}
+
+/** Where a request carries its context while the Elysia app answers it. */
+const CONTEXT = Symbol('api-gateway.context')
+
+type WithContext = Request & { [CONTEXT]?: RequestContext }
+
+/** Hands `ctx` to the Elysia app along with its request (read back by `contextOf`). */
+export function attachContext(ctx: RequestContext): void {
+  ;(ctx.request as WithContext)[CONTEXT] = ctx
+}
+
+/**
+ * Lets go of the context once the response exists: an event stream keeps its request alive
+ * for hours, and the context must not stay with it.
+ */
+export function detachContext(ctx: RequestContext): void {
+  ;(ctx.request as WithContext)[CONTEXT] = undefined
+}
+
+/** The context the pipeline attached to `request`. */
+export function contextOf(request: Request): RequestContext {
+  const ctx = (request as WithContext)[CONTEXT]
+  if (ctx === undefined) throw new Error('the request did not come through the pipeline')
+  return ctx
+}

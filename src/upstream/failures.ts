@@ -1,0 +1,67 @@
+/**
+ * How an exchange with a backend can fail, and what each failure means for the client, in one
+ * table (README, "Failures"). Failures are thrown as `UpstreamFailure`s with a kind; the pipeline
+ * turns them into the JSON error of their row.
+ */
+import { type ErrorCode, GatewayError } from '../http/errors'
+
+export type FailureKind = 'connect' | 'reset' | 'timeout' | 'too_large' | 'client_gone'
+
+interface FailureRow {
+  /** The error the client gets. */
+  error: ErrorCode
+  /** The backend is at fault: counted in `gateway_upstream_errors_total`. */
+  backendFault: boolean
+  /** The status the access log and the metrics record, when it differs from the error's. */
+  loggedStatus?: number
+}
+
+export const FAILURES: Readonly<Record<FailureKind, FailureRow>> = {
+  /** No connection could be made: refused, unreachable, DNS. */
+  connect: { error: 'bad_gateway', backendFault: true },
+  /** The backend closed or reset the connection before its response headers. */
+  reset: { error: 'bad_gateway', backendFault: true },
+  /** No response headers within `UPSTREAM_TIMEOUT_MS`. */
+  timeout: { error: 'gateway_timeout', backendFault: true },
+  /** A body without `Content-Length` grew past `MAX_BODY_BYTES` while it streamed. */
+  too_large: { error: 'payload_too_large', backendFault: false },
+  /** The client went away first; nginx's 499 "client closed request" in logs and metrics. */
+  client_gone: { error: 'bad_gateway', backendFault: false, loggedStatus: 499 },
+}
+
+/** A failed exchange with the backend of `service`. */
+export class UpstreamFailure extends Error {
+  constructor(
+    readonly kind: FailureKind,
+    readonly service: string,
+    message: string,
+  ) {
+    super(message)
+  }
+
+  /** The client's answer, from the row of this kind. */
+  toGatewayError(): GatewayError {
+    return new GatewayError(FAILURES[this.kind].error, `${this.service}: ${this.message}`)
+  }
+}
+
+/** Bun's error codes for a backend that could not be reached at all. */
+const CONNECT_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ConnectionRefused',
+  'FailedToOpenSocket',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'DNSException',
+  'UnableToConnect',
+])
+
+/**
+ * The kind of a rejection from Bun's `fetch` that the gateway did not cause itself.
+ * @example failureKindOf({ code: 'ECONNREFUSED' }) // 'connect'
+ */
+export function failureKindOf(error: unknown): 'connect' | 'reset' {
+  const code = (error as { code?: string } | null)?.code ?? ''
+  return CONNECT_CODES.has(code) ? 'connect' : 'reset'
+}

@@ -1,0 +1,81 @@
+import { afterEach, describe, expect, test } from 'bun:test'
+import { loadConfig } from '../../src/config'
+import { createEnvelope } from '../../src/events/envelope'
+import { Hub } from '../../src/events/hub'
+import { MemoryBroker } from '../../src/events/memory-broker'
+import { createLogger } from '../../src/log'
+import { Metrics } from '../../src/ops/metrics'
+
+let now = 1_000_000
+const closers: (() => void)[] = []
+
+function broker(env: Record<string, string> = {}): MemoryBroker {
+  const config = loadConfig(env).events
+  const metrics = new Metrics()
+  const hub = new Hub(config.heartbeatMs, config.buffer, metrics, createLogger('silent'))
+  const memory = new MemoryBroker(hub, config, metrics, () => now)
+  closers.push(() => (hub.stop(), memory.close()))
+  return memory
+}
+
+afterEach(() => {
+  for (const close of closers.splice(0)) close()
+})
+
+const question = (questionId: string, extra: Record<string, unknown> = {}) => createEnvelope('question', { question_id: questionId, ...extra })
+
+describe('the embedded broker', () => {
+  test('an event is retained for a client that is not connected, and replayed after its id', async () => {
+    const memory = broker()
+    const first = createEnvelope('step', { n: 1 })
+    const second = createEnvelope('step', { n: 2 })
+    expect(await memory.publish(['offline'], first)).toEqual({ delivered: 0, duplicate: false })
+    await memory.publish(['offline'], second)
+    expect(await memory.retainedAfter('offline', first.id)).toEqual({ gap: false, events: [second] })
+    expect(await memory.retainedAfter('offline', 'gone')).toEqual({ gap: true, events: [first, second] })
+  })
+
+  test("a publisher's id that the client already retains is a duplicate, not a second event", async () => {
+    const memory = broker()
+    const event = createEnvelope('step', {}, 'publisher-1')
+    await memory.publish(['alice'], event, true)
+    expect(await memory.publish(['alice'], createEnvelope('step', {}, 'publisher-1'), true)).toEqual({ delivered: 0, duplicate: true })
+    expect((await memory.retainedAfter('alice', '0')).events).toHaveLength(1)
+  })
+
+  test('one claim per question wins; a failed delivery makes it pending again; an answered one stays answered', async () => {
+    const memory = broker()
+    await memory.publish(['alice'], question('q1'))
+    expect(await memory.claimAnswer('alice', 'q1')).toBe('claimed')
+    expect(await memory.claimAnswer('alice', 'q1')).toBe('answered')
+    await memory.settleAnswer('alice', 'q1', false)
+    expect(await memory.claimAnswer('alice', 'q1')).toBe('claimed')
+    await memory.settleAnswer('alice', 'q1', true)
+    expect(await memory.claimAnswer('alice', 'q1')).toBe('answered')
+    expect(await memory.pendingQuestions('alice')).toEqual([])
+    expect(await memory.claimAnswer('bob', 'q1')).toBe('unknown')
+  })
+
+  test('a question expires at its expires_at, or after QUESTION_TTL_MS', async () => {
+    const memory = broker({ QUESTION_TTL_MS: '1000' })
+    await memory.publish(['alice'], question('by-ttl'))
+    await memory.publish(['alice'], question('by-date', { expires_at: new Date(now + 500).toISOString() }))
+    expect((await memory.pendingQuestions('alice')).length).toBe(2)
+    now += 600
+    expect((await memory.pendingQuestions('alice')).map((q) => (q.data as { question_id: string }).question_id)).toEqual(['by-ttl'])
+    now += 500
+    expect(await memory.claimAnswer('alice', 'by-ttl')).toBe('unknown')
+  })
+
+  test('the sweep drops client state once nothing in it is retained any more', async () => {
+    const memory = broker({ SSE_HISTORY_TTL_MS: '50', QUESTION_TTL_MS: '50' })
+    for (let i = 0; i < 100; i++) await memory.publish([`transient-${i}`], createEnvelope('x', {}))
+    await memory.publish(['transient-q'], question('q'))
+    expect(memory.trackedClients).toBe(101)
+    memory.sweep()
+    expect(memory.trackedClients).toBe(101)
+    now += 100
+    memory.sweep()
+    expect(memory.trackedClients).toBe(0)
+  })
+})
