@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { ConfigError, loadConfig } from '../src/config'
+import { ConfigError, SETTINGS, loadConfig } from '../src/config'
 
 const ROOT = new URL('..', import.meta.url).pathname
 
@@ -115,6 +115,9 @@ describe('bad settings stop the start', () => {
     ['AUTH_JWT_SECRET', 's3cret'],
     ['AUTH_JWKS_URL', 'https://issuer/jwks.json'],
     ['TLS_CERT_FILE', '/etc/cert.pem'],
+    ['WORKERS', '2'],
+    ['UPSTREAM_RETRIES', '2'],
+    ['CIRCUIT_FAILURES', '3'],
   ]
   for (const [name, value] of unsupported) {
     test(`${name} set: refuses to start rather than ignore it`, () => {
@@ -125,6 +128,10 @@ describe('bad settings stop the start', () => {
       expect(run.stderr).toContain('not supported yet')
     })
   }
+
+  test('WORKERS=1 is a plain process, as by default', () => {
+    expect(() => loadConfig({ WORKERS: '1' })).not.toThrow()
+  })
 })
 
 describe('listening', () => {
@@ -142,12 +149,15 @@ describe('listening', () => {
 })
 
 describe('command line', () => {
-  test('--help prints every setting with its default and exits 0', () => {
+  test('--help prints every setting of the settings table, with its default, and exits 0', () => {
     const run = runMain({}, ['--help'])
     expect(run.exitCode).toBe(0)
-    for (const name of ['PORT', 'RATE_LIMIT_BURST', 'TRUST_PROXY', 'SSE_HISTORY_TTL_MS', 'HITL_RESPONSE_PATH', 'CORS_ORIGINS']) {
-      expect(run.stdout).toContain(name)
+    for (const setting of Object.values(SETTINGS)) {
+      const line = run.stdout.split('\n').find((l) => l.trim().startsWith(`${setting.variable} `))
+      expect(line).toBeDefined()
+      if (setting.default !== '') expect(line).toContain(`(default: ${setting.default})`)
     }
+    expect(run.stdout).toContain('<NAME>_URL')
     expect(run.stdout).toContain('(default: 8081)')
   })
 

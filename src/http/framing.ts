@@ -5,6 +5,9 @@
  */
 import { GatewayError } from './errors'
 
+/** RFC 9112 §6.3: invalid framing is unrecoverable, so the connection closes after the 400. */
+const CLOSE = { connection: 'close' }
+
 /**
  * The declared body length, or null when there is none.
  *
@@ -17,7 +20,7 @@ import { GatewayError } from './errors'
 export function declaredLength(headers: Headers): number | null {
   const declared = headers.get('content-length')
   if (declared === null) return null
-  if (declared.includes(',')) throw new GatewayError('bad_request', 'ambiguous framing: more than one Content-Length header')
-  if (headers.has('transfer-encoding')) throw new GatewayError('bad_request', 'ambiguous framing: both Content-Length and Transfer-Encoding')
+  if (declared.includes(',')) throw new GatewayError('bad_request', 'ambiguous framing: more than one Content-Length header', CLOSE)
+  if (headers.has('transfer-encoding')) throw new GatewayError('bad_request', 'ambiguous framing: both Content-Length and Transfer-Encoding', CLOSE)
   return Number(declared)
 }

@@ -7,7 +7,7 @@ let gw: RunningGateway
 
 beforeAll(async () => {
   backend = startBackend(() => Response.json({ ok: true }, { status: 201 }))
-  gw = await startGateway({ ORCHESTRATOR_URL: `${backend.url}/svc` })
+  gw = await startGateway({ ORCHESTRATOR_URL: `${backend.url}/svc`, RATE_LIMIT: '600', RATE_LIMIT_BURST: '1000' })
 })
 afterAll(async () => {
   await gw.stop()
@@ -49,5 +49,40 @@ describe('one JSON log line per proxied request', () => {
     await fetch(`${gw.url}/api/v1/unknownsvc/x`, { headers: { 'x-request-id': 'log-test-3' } })
     await Bun.sleep(20)
     expect(gw.logs.find((l) => l.request_id === 'log-test-3')).toMatchObject({ status: 404, service: 'unknown', msg: 'Proxied request' })
+  })
+})
+
+describe('one line for every request, early exits included', () => {
+  test("the gateway's own answers are logged as requests: an event route, a 404, a refused preflight", async () => {
+    await fetch(`${gw.url}/api/v1/events/log-client`, { method: 'POST', body: JSON.stringify({ event_type: 'step' }), headers: { 'x-request-id': 'log-test-4' } })
+    await fetch(`${gw.url}/nowhere?secret=1`, { headers: { 'x-request-id': 'log-test-5' } })
+    await Bun.sleep(20)
+    expect(gw.logs.find((l) => l.request_id === 'log-test-4')).toMatchObject({ msg: 'Request', service: 'events', method: 'POST', path: '/api/v1/events/log-client', status: 202 })
+    const notFound = gw.logs.find((l) => l.request_id === 'log-test-5')
+    expect(notFound).toMatchObject({ msg: 'Request', service: 'gateway', path: '/nowhere', status: 404 })
+    // Paths are logged without their query.
+    expect(JSON.stringify(notFound)).not.toContain('secret')
+  })
+
+  test('health probes are logged at debug only', async () => {
+    await fetch(`${gw.url}/health`, { headers: { 'x-request-id': 'log-test-6' } })
+    await Bun.sleep(20)
+    expect(gw.logs.some((l) => l.request_id === 'log-test-6')).toBe(false)
+  })
+
+  test('a rate-limited request gets its line, counted as the gateway answer it is', async () => {
+    const limited = await startGateway({ ORCHESTRATOR_URL: backend.url, RATE_LIMIT: '1', RATE_LIMIT_BURST: '1' })
+    try {
+      await fetch(`${limited.url}/api/v1/orchestrator/a`)
+      const refused = await fetch(`${limited.url}/api/v1/orchestrator/a`, { headers: { 'x-request-id': 'log-test-8' } })
+      expect(refused.status).toBe(429)
+      await Bun.sleep(20)
+      expect(limited.logs.find((l) => l.request_id === 'log-test-8')).toMatchObject({ msg: 'Request', service: 'gateway', status: 429 })
+      const metrics = await (await fetch(`${limited.url}/metrics`)).text()
+      expect(metrics).toMatch(/^gateway_requests_total\{service="gateway",method="GET",status="429"\} 1$/m)
+      expect(metrics).toMatch(/^gateway_rate_limited_total 1$/m)
+    } finally {
+      await limited.stop()
+    }
   })
 })
