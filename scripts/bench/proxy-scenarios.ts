@@ -1,6 +1,8 @@
 /**
- * Proxy throughput: direct-to-backend, nginx and the gateway against one backend, in
- * interleaved rounds so that machine noise hits all three alike.
+ * Proxy throughput: direct-to-backend, nginx, a bare Bun `fetch` proxy and the gateway against
+ * one backend (`bun-fetch` is what any Bun gateway starts from), at each connection count, in
+ * interleaved rounds so that machine noise hits all
+ * of them alike. `--compare label=path/to/binary` adds another gateway build (an A/B of a change).
  */
 import type { Subprocess } from 'bun'
 import { mkdtempSync, openSync } from 'node:fs'
@@ -9,12 +11,9 @@ import { nginxConfig } from './nginx'
 import { SERVER_CORE, cpuSeconds, freePort, spawnPinned, stop, waitForHttp } from './processes'
 import { type WrkResult, runWrk } from './wrk'
 
-/** `bun-fetch` is a bare Bun `fetch` proxy: what any Bun gateway starts from. */
-export const SCENARIOS = ['direct', 'nginx', 'bun-fetch', 'gateway'] as const
-export type Scenario = (typeof SCENARIOS)[number]
-
 export interface RoundResult extends WrkResult {
-  scenario: Scenario
+  scenario: string
+  connections: number
   round: number
   /** CPU of the proxy under test per request (the backend's for direct). */
   proxyCpuUsPerRequest: number
@@ -25,14 +24,29 @@ export interface RoundResult extends WrkResult {
 export interface ProxyOptions {
   rounds: number
   seconds: number
-  connections: number
+  /** wrk's `-c` values; every scenario runs at each. */
+  connections: number[]
   binary: string
+  /** Other gateway builds, by label. */
+  compare: Record<string, string>
   workDir: string
 }
 
 interface Target {
   url: string
   proxyPid: number
+}
+
+/** The settings every gateway build runs with: every feature on, as users run it. */
+function gatewayEnv(port: number, backendPort: number): Record<string, string> {
+  return {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    BENCH_URL: `http://127.0.0.1:${backendPort}`,
+    LOG_LEVEL: 'info',
+    // On, with a limit no benchmark reaches: every request still takes a token.
+    RATE_LIMIT: '1000000000',
+  }
 }
 
 /** Runs every round and returns each measurement. */
@@ -44,65 +58,59 @@ export async function runProxyScenarios(options: ProxyOptions, log: (line: strin
     const backend = spawnPinned(SERVER_CORE, ['bun', `${import.meta.dir}/backend.ts`, String(backendPort)], { NODE_ENV: 'production' })
     children.push(backend)
     await waitForHttp(`http://127.0.0.1:${backendPort}/`)
+    const path = '/api/v1/bench/runs/1'
+    const targets: Record<string, Target> = { direct: { url: `http://127.0.0.1:${backendPort}${path}`, proxyPid: backend.pid } }
 
     const nginxPort = await freePort()
     const nginx = spawnPinned(SERVER_CORE, ['nginx', '-c', nginxConfig(dir, nginxPort, backendPort), '-e', `${dir}/error.log`])
     children.push(nginx)
     await waitForHttp(`http://127.0.0.1:${nginxPort}/`)
-    const nginxWorker = await workerPid(nginx.pid)
+    targets.nginx = { url: `http://127.0.0.1:${nginxPort}${path}`, proxyPid: await workerPid(nginx.pid) }
 
     const barePort = await freePort()
     const bare = spawnPinned(SERVER_CORE, ['bun', `${import.meta.dir}/bare-proxy.ts`, String(backendPort), String(barePort)], { NODE_ENV: 'production' })
     children.push(bare)
     await waitForHttp(`http://127.0.0.1:${barePort}/`)
+    targets['bun-fetch'] = { url: `http://127.0.0.1:${barePort}${path}`, proxyPid: bare.pid }
 
-    const gatewayPort = await freePort()
-    const gateway = spawnPinned(
-      SERVER_CORE,
-      [options.binary],
-      {
-        PORT: String(gatewayPort),
-        HOST: '127.0.0.1',
-        BENCH_URL: `http://127.0.0.1:${backendPort}`,
-        LOG_LEVEL: 'info',
-        // On, with a limit no benchmark reaches: every request still takes a token.
-        RATE_LIMIT: '1000000000',
-      },
+    for (const [label, binary] of [['gateway', options.binary], ...Object.entries(options.compare)] as [string, string][]) {
+      const port = await freePort()
       // Its JSON log lines go to a file, as nginx's access log does.
-      openSync(`${dir}/gateway.log`, 'a'),
-    )
-    children.push(gateway)
-    await waitForHttp(`http://127.0.0.1:${gatewayPort}/health`)
-
-    const targets: Record<Scenario, Target> = {
-      direct: { url: `http://127.0.0.1:${backendPort}/api/v1/bench/runs/1`, proxyPid: backend.pid },
-      nginx: { url: `http://127.0.0.1:${nginxPort}/api/v1/bench/runs/1`, proxyPid: nginxWorker },
-      'bun-fetch': { url: `http://127.0.0.1:${barePort}/api/v1/bench/runs/1`, proxyPid: bare.pid },
-      gateway: { url: `http://127.0.0.1:${gatewayPort}/api/v1/bench/runs/1`, proxyPid: gateway.pid },
+      const gateway = spawnPinned(SERVER_CORE, [binary], gatewayEnv(port, backendPort), openSync(`${dir}/${label}.log`, 'a'))
+      children.push(gateway)
+      await waitForHttp(`http://127.0.0.1:${port}/health`)
+      targets[label] = { url: `http://127.0.0.1:${port}${path}`, proxyPid: gateway.pid }
     }
+
+    const scenarios = Object.keys(targets)
     // Warm every path (JIT, pools) before measuring.
-    for (const scenario of SCENARIOS) await runWrk(targets[scenario].url, { seconds: options.seconds >= 10 ? 2 : 1, connections: options.connections })
+    for (const scenario of scenarios) {
+      for (const connections of options.connections) await runWrk(targets[scenario]!.url, { seconds: options.seconds >= 10 ? 2 : 1, connections })
+    }
 
     const results: RoundResult[] = []
     for (let round = 1; round <= options.rounds; round++) {
-      for (const scenario of SCENARIOS) {
-        const target = targets[scenario]
-        const proxyBefore = cpuSeconds(target.proxyPid)
-        const backendBefore = cpuSeconds(backend.pid)
-        const wrk = await runWrk(target.url, { seconds: options.seconds, connections: options.connections })
-        const proxyCpu = cpuSeconds(target.proxyPid) - proxyBefore
-        const backendCpu = cpuSeconds(backend.pid) - backendBefore
-        const result: RoundResult = {
-          scenario,
-          round,
-          ...wrk,
-          proxyCpuUsPerRequest: (proxyCpu / wrk.requests) * 1e6,
-          totalCpuUsPerRequest: ((scenario === 'direct' ? proxyCpu : proxyCpu + backendCpu) / wrk.requests) * 1e6,
+      for (const connections of options.connections) {
+        for (const scenario of scenarios) {
+          const target = targets[scenario]!
+          const proxyBefore = cpuSeconds(target.proxyPid)
+          const backendBefore = cpuSeconds(backend.pid)
+          const wrk = await runWrk(target.url, { seconds: options.seconds, connections })
+          const proxyCpu = cpuSeconds(target.proxyPid) - proxyBefore
+          const backendCpu = cpuSeconds(backend.pid) - backendBefore
+          const result: RoundResult = {
+            scenario,
+            connections,
+            round,
+            ...wrk,
+            proxyCpuUsPerRequest: (proxyCpu / wrk.requests) * 1e6,
+            totalCpuUsPerRequest: ((scenario === 'direct' ? proxyCpu : proxyCpu + backendCpu) / wrk.requests) * 1e6,
+          }
+          results.push(result)
+          log(
+            `  round ${round} -c${String(connections).padEnd(4)}${scenario.padEnd(12)} ${Math.round(wrk.requestsPerSecond).toString().padStart(7)} req/s  p50 ${wrk.p50Ms.toFixed(2)} ms  p99 ${wrk.p99Ms.toFixed(2)} ms  ${result.proxyCpuUsPerRequest.toFixed(1)} µs CPU/req${wrk.errors ? `  ERRORS ${wrk.errors}` : ''}`,
+          )
         }
-        results.push(result)
-        log(
-          `  round ${round} ${scenario.padEnd(9)} ${Math.round(wrk.requestsPerSecond).toString().padStart(7)} req/s  p50 ${wrk.p50Ms.toFixed(2)} ms  p99 ${wrk.p99Ms.toFixed(2)} ms  ${result.proxyCpuUsPerRequest.toFixed(1)} µs CPU/req${wrk.errors ? `  ERRORS ${wrk.errors}` : ''}`,
-        )
       }
     }
     return results

@@ -8,7 +8,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { CLIENT_CORE, CORES, SERVER_CORE } from './processes'
-import { type RoundResult, SCENARIOS, type Scenario, runProxyScenarios } from './proxy-scenarios'
+import { type RoundResult, runProxyScenarios } from './proxy-scenarios'
 import { type SseResult, runSseScenario } from './sse-scenarios'
 
 const ROOT = new URL('../..', import.meta.url).pathname
@@ -20,10 +20,21 @@ const log = (line: string) => console.log(line)
 
 /** `--streams 10000` overrides the stream counts of the SSE part. */
 const streamsOverride = process.argv.includes('--streams') ? [Number(process.argv[process.argv.indexOf('--streams') + 1])] : undefined
+/** `--compare label=path` (repeatable): another gateway build measured beside this one, for A/B runs. */
+const compare: Record<string, string> = {}
+process.argv.forEach((arg, i) => {
+  if (arg !== '--compare') return
+  const [label, path] = (process.argv[i + 1] ?? '').split('=')
+  if (!label || !path) throw new Error('--compare needs label=path/to/binary')
+  compare[label] = path
+})
+/** `--rounds N` overrides the number of proxy rounds. */
+const roundsOverride = process.argv.includes('--rounds') ? Number(process.argv[process.argv.indexOf('--rounds') + 1]) : undefined
+// -c64 is what the earlier runs reported; -c256 is above the 64 idle sockets Bun's fetch keeps per host.
 const planned = quick
-  ? { rounds: 2, seconds: 3, connections: 64, sseStreams: [1_000] }
-  : { rounds: 7, seconds: 10, connections: 64, sseStreams: [1_000, 10_000, 19_900] }
-const plan = { ...planned, sseStreams: streamsOverride ?? planned.sseStreams }
+  ? { rounds: 2, seconds: 3, connections: [64, 256], sseStreams: [1_000] }
+  : { rounds: 7, seconds: 10, connections: [64, 256], sseStreams: [1_000, 10_000, 19_900] }
+const plan = { ...planned, rounds: roundsOverride ?? planned.rounds, sseStreams: streamsOverride ?? planned.sseStreams }
 
 await ensureTools()
 await Bun.$`bun ${ROOT}scripts/build.ts --if-stale`.cwd(ROOT)
@@ -32,10 +43,10 @@ const started = new Date()
 log(`api-gateway benchmark (${quick ? 'quick' : 'full'}) on ${CORES} cores: load on core ${CLIENT_CORE}, servers on core ${SERVER_CORE}`)
 
 let rounds: RoundResult[] = []
-let summary: Record<Scenario, ScenarioSummary> | undefined
+let summary: ScenarioSummary[] | undefined
 if (runs('proxy')) {
-  log(`\nProxy throughput (wrk -t1 -c${plan.connections}, ${plan.rounds} interleaved rounds of ${plan.seconds} s):`)
-  rounds = await runProxyScenarios({ ...plan, binary, workDir: ROOT }, log)
+  log(`\nProxy throughput (wrk -t1 -c${plan.connections.join('/-c')}, ${plan.rounds} interleaved rounds of ${plan.seconds} s):`)
+  rounds = await runProxyScenarios({ ...plan, binary, compare, workDir: ROOT }, log)
   summary = summarize(rounds)
   printProxyTable(summary)
 }
@@ -69,6 +80,7 @@ const results = {
   mode: quick ? 'quick' : 'full',
   machine: { cores: CORES, cpu: cpuModel(), clientCore: CLIENT_CORE, serverCore: SERVER_CORE, bun: Bun.version },
   plan,
+  compare,
   proxy: { summary, rounds },
   sse,
   retention,
@@ -81,6 +93,8 @@ writeFileSync(`${ROOT}bench-results/${started.toISOString().replaceAll(':', '-')
 log(`\nResults: bench-results/latest.json`)
 
 interface ScenarioSummary {
+  scenario: string
+  connections: number
   requestsPerSecond: number
   p50Ms: number
   p99Ms: number
@@ -91,6 +105,7 @@ interface ScenarioSummary {
   vsDirect: number
   vsBunFetch: number
   p99VsNginx: number
+  p99VsBunFetch: number
 }
 
 function median(values: number[]): number {
@@ -99,45 +114,44 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
 }
 
-function summarize(all: RoundResult[]): Record<Scenario, ScenarioSummary> {
-  const of = (scenario: Scenario) => all.filter((r) => r.scenario === scenario)
-  const base = Object.fromEntries(
-    SCENARIOS.map((scenario) => {
-      const runs = of(scenario)
-      return [
-        scenario,
-        {
-          requestsPerSecond: median(runs.map((r) => r.requestsPerSecond)),
-          p50Ms: median(runs.map((r) => r.p50Ms)),
-          p99Ms: median(runs.map((r) => r.p99Ms)),
-          proxyCpuUsPerRequest: median(runs.map((r) => r.proxyCpuUsPerRequest)),
-          totalCpuUsPerRequest: median(runs.map((r) => r.totalCpuUsPerRequest)),
-          errors: runs.reduce((sum, r) => sum + r.errors, 0),
-        },
-      ]
-    }),
-  ) as Record<Scenario, Omit<ScenarioSummary, 'vsNginx' | 'vsDirect' | 'vsBunFetch' | 'p99VsNginx'>>
-  return Object.fromEntries(
-    SCENARIOS.map((scenario) => [
-      scenario,
-      {
-        ...base[scenario],
-        vsNginx: base[scenario].requestsPerSecond / base.nginx.requestsPerSecond,
-        vsDirect: base[scenario].requestsPerSecond / base.direct.requestsPerSecond,
-        vsBunFetch: base[scenario].requestsPerSecond / base['bun-fetch'].requestsPerSecond,
-        p99VsNginx: base[scenario].p99Ms / base.nginx.p99Ms,
-      },
-    ]),
-  ) as Record<Scenario, ScenarioSummary>
+/** Medians per scenario and connection count, with ratios to the baselines at the same count. */
+function summarize(all: RoundResult[]): ScenarioSummary[] {
+  const keys = [...new Set(all.map((r) => `${r.connections} ${r.scenario}`))]
+  const base = keys.map((key) => {
+    const runs = all.filter((r) => `${r.connections} ${r.scenario}` === key)
+    return {
+      scenario: runs[0]!.scenario,
+      connections: runs[0]!.connections,
+      requestsPerSecond: median(runs.map((r) => r.requestsPerSecond)),
+      p50Ms: median(runs.map((r) => r.p50Ms)),
+      p99Ms: median(runs.map((r) => r.p99Ms)),
+      proxyCpuUsPerRequest: median(runs.map((r) => r.proxyCpuUsPerRequest)),
+      totalCpuUsPerRequest: median(runs.map((r) => r.totalCpuUsPerRequest)),
+      errors: runs.reduce((sum, r) => sum + r.errors, 0),
+    }
+  })
+  const find = (scenario: string, connections: number) => base.find((b) => b.scenario === scenario && b.connections === connections)!
+  return base.map((b) => {
+    const nginx = find('nginx', b.connections)
+    const direct = find('direct', b.connections)
+    const bunFetch = find('bun-fetch', b.connections)
+    return {
+      ...b,
+      vsNginx: b.requestsPerSecond / nginx.requestsPerSecond,
+      vsDirect: b.requestsPerSecond / direct.requestsPerSecond,
+      vsBunFetch: b.requestsPerSecond / bunFetch.requestsPerSecond,
+      p99VsNginx: b.p99Ms / nginx.p99Ms,
+      p99VsBunFetch: b.p99Ms / bunFetch.p99Ms,
+    }
+  })
 }
 
-function printProxyTable(summary: Record<Scenario, ScenarioSummary>): void {
-  log('\n| scenario | req/s (median) | p50 ms | p99 ms | proxy CPU µs/req | backend+proxy CPU µs/req | × nginx | × direct | × bun-fetch | p99 × nginx | errors |')
-  log('|---|---|---|---|---|---|---|---|---|---|---|')
-  for (const scenario of SCENARIOS) {
-    const s = summary[scenario]
+function printProxyTable(summary: ScenarioSummary[]): void {
+  log('\n| -c | scenario | req/s (median) | p50 ms | p99 ms | proxy CPU µs/req | × nginx | × bun-fetch | × direct | p99 × nginx | p99 × bun-fetch | errors |')
+  log('|---|---|---|---|---|---|---|---|---|---|---|---|')
+  for (const s of summary) {
     log(
-      `| ${scenario} | ${Math.round(s.requestsPerSecond)} | ${s.p50Ms.toFixed(2)} | ${s.p99Ms.toFixed(2)} | ${s.proxyCpuUsPerRequest.toFixed(1)} | ${s.totalCpuUsPerRequest.toFixed(1)} | ${s.vsNginx.toFixed(2)} | ${s.vsDirect.toFixed(2)} | ${s.vsBunFetch.toFixed(2)} | ${s.p99VsNginx.toFixed(2)} | ${s.errors} |`,
+      `| ${s.connections} | ${s.scenario} | ${Math.round(s.requestsPerSecond)} | ${s.p50Ms.toFixed(2)} | ${s.p99Ms.toFixed(2)} | ${s.proxyCpuUsPerRequest.toFixed(1)} | ${s.vsNginx.toFixed(2)} | ${s.vsBunFetch.toFixed(2)} | ${s.vsDirect.toFixed(2)} | ${s.p99VsNginx.toFixed(2)} | ${s.p99VsBunFetch.toFixed(2)} | ${s.errors} |`,
     )
   }
 }

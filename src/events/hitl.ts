@@ -22,8 +22,7 @@ export interface AnswerDelivery {
 export function forwardAnswer(hitl: Upstream, delivery: AnswerDelivery): Promise<Response> {
   return hitl.call({
     method: 'POST',
-    path: delivery.responsePath.replaceAll('{question_id}', encodeURIComponent(delivery.questionId)),
-    query: '',
+    target: delivery.responsePath.replaceAll('{question_id}', encodeURIComponent(delivery.questionId)),
     headers: new Headers({
       'content-type': 'application/json',
       'idempotency-key': `${delivery.clientId}:${delivery.questionId}`,

@@ -2,16 +2,22 @@
  * Prometheus metrics (prom-client), one registry per gateway so tests can run several.
  * Label values are bounded: unknown services count as `unknown`, the gateway's own routes as `gateway`.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { ScrapeTimeHistogram } from './scrape-time-histogram'
+
+interface RequestCount {
+  labels: { service: string; method: string; status: string }
+  count: number
+}
 
 export class Metrics {
   readonly registry = new Registry()
 
   /**
-   * Request counts by `service method status`, kept in a plain Map and handed to prom-client at
+   * Request counts by service, method and status, kept in plain Maps and handed to prom-client at
    * scrape time: labelled `inc()` hashes its label object on every request, on the hot path.
    */
-  private readonly requestCounts = new Map<string, { labels: { service: string; method: string; status: string }; count: number }>()
+  private readonly requestCounts = new Map<string, Map<string, Map<number, RequestCount>>>()
 
   readonly requests: Counter<'service' | 'method' | 'status'> = new Counter({
     name: 'gateway_requests_total',
@@ -20,16 +26,18 @@ export class Metrics {
     registers: [this.registry],
     collect: () => {
       this.requests.reset()
-      for (const { labels, count } of this.requestCounts.values()) this.requests.inc(labels, count)
+      for (const byMethod of this.requestCounts.values()) {
+        for (const byStatus of byMethod.values()) for (const { labels, count } of byStatus.values()) this.requests.inc(labels, count)
+      }
     },
   })
 
-  readonly requestDuration = new Histogram({
-    name: 'gateway_request_duration_seconds',
-    help: "Time from the request's arrival to its response headers.",
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [this.registry],
-  })
+  readonly requestDuration = new ScrapeTimeHistogram(
+    'gateway_request_duration_seconds',
+    "Time from the request's arrival to its response headers.",
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    this.registry,
+  )
 
   readonly upstreamErrors = new Counter({
     name: 'gateway_upstream_errors_total',
@@ -74,10 +82,14 @@ export class Metrics {
 
   /** Records one answered request. */
   observe(service: string, method: string, status: number, seconds: number): void {
-    const key = `${service} ${method} ${status}`
-    const entry = this.requestCounts.get(key)
+    // Nested maps, not one `service method status` key: no string is built per request.
+    let byMethod = this.requestCounts.get(service)
+    if (byMethod === undefined) this.requestCounts.set(service, (byMethod = new Map()))
+    let byStatus = byMethod.get(method)
+    if (byStatus === undefined) byMethod.set(method, (byStatus = new Map()))
+    const entry = byStatus.get(status)
     if (entry !== undefined) entry.count++
-    else this.requestCounts.set(key, { labels: { service, method, status: String(status) }, count: 1 })
+    else byStatus.set(status, { labels: { service, method, status: String(status) }, count: 1 })
     this.requestDuration.observe(seconds)
   }
 

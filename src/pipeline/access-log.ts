@@ -24,7 +24,7 @@ function jsonString(value: string): string {
 
 export class AccessLog {
   private readonly write: (line: string) => void
-  private readonly serviceFieldsCache = new Map<string, string>()
+  private readonly serviceFieldsCache = new Map<string, Map<string, string>>()
 
   constructor(private readonly logger: Logger) {
     const destination = destinationOf(logger)
@@ -32,15 +32,17 @@ export class AccessLog {
   }
 
   /**
-   * The `service` (and `target_url`) fields of a line, serialized once per service.
+   * The `service` (and `target_url`) fields of a line, serialized once per service and target.
    * @example accessLog.serviceFields('runner', 'http://localhost:8082') // ',"service":"runner","target_url":"http://localhost:8082"'
    */
-  serviceFields(service: string, targetUrl?: string): string {
-    const key = targetUrl === undefined ? service : `${service} ${targetUrl}`
-    let fields = this.serviceFieldsCache.get(key)
+  serviceFields(service: string, targetUrl = ''): string {
+    // Nested by strings the caller holds, not keyed by one built per call: their hashes are cached.
+    let byTarget = this.serviceFieldsCache.get(service)
+    if (byTarget === undefined) this.serviceFieldsCache.set(service, (byTarget = new Map()))
+    let fields = byTarget.get(targetUrl)
     if (fields === undefined) {
-      fields = `,"service":${JSON.stringify(service)}${targetUrl === undefined ? '' : `,"target_url":${JSON.stringify(targetUrl)}`}`
-      this.serviceFieldsCache.set(key, fields)
+      fields = `,"service":${JSON.stringify(service)}${targetUrl === '' ? '' : `,"target_url":${JSON.stringify(targetUrl)}`}`
+      byTarget.set(targetUrl, fields)
     }
     return fields
   }
@@ -58,7 +60,7 @@ export class AccessLog {
   line(ctx: RequestContext, level: AccessLevel, msg: string, serviceFields: string, path: string, status: number, durationMs: number): void {
     const failure = ctx.upstreamError
     this.write(
-      `{"level":"${level}"${isoTimestamp()}${serviceFields},"method":${jsonString(ctx.request.method)},"path":${jsonString(path)},"status":${status},"duration_ms":${durationMs},"request_id":"${ctx.requestId}","client_ip":"${ctx.clientIp}"${
+      `{"level":"${level}"${isoTimestamp()}${serviceFields},"method":${jsonString(ctx.method)},"path":${jsonString(path)},"status":${status},"duration_ms":${durationMs},"request_id":"${ctx.requestId}","client_ip":"${ctx.clientIp}"${
         failure === undefined ? '' : `,"upstream_error":"${failure}"`
       },"msg":"${msg}"}\n`,
     )

@@ -13,7 +13,10 @@ import type { FailureKind } from '../upstream/failures'
 import type { RouteKind } from './routes'
 
 export class RequestContext {
+  /** Read once: Bun makes a new string each time `request.url` or `request.method` is read. */
   readonly url: string
+  readonly method: string
+  readonly headers: Headers
   /** Where the path starts in `url`, and where it ends (the `?`, or the end of the URL). */
   readonly pathStart: number
   readonly pathEnd: number
@@ -52,6 +55,8 @@ export class RequestContext {
   ) {
     const url = request.url
     this.url = url
+    this.method = request.method
+    this.headers = request.headers
     this.pathStart = url.indexOf('/', url.indexOf('//') + 2)
     const query = url.indexOf('?', this.pathStart)
     this.pathEnd = query === -1 ? url.length : query

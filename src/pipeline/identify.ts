@@ -20,7 +20,7 @@ export interface IdentifyParts {
  */
 export function identify(request: Request, server: Server<unknown> | undefined, parts: IdentifyParts): RequestContext {
   const ctx = new RequestContext(request, server)
-  const headers = request.headers
+  const headers = ctx.headers
   ctx.requestId = requestIdFor(headers.get('x-request-id'))
   const peer = canonicalIp(server?.requestIP(request)?.address ?? '')
   ctx.peerIp = peer

@@ -83,7 +83,7 @@ export class Pipeline {
       case 'events':
         return this.answerWithApp(ctx)
       case 'not_found':
-        throw new GatewayError('not_found', `no route for ${ctx.request.method} ${ctx.path}`)
+        throw new GatewayError('not_found', `no route for ${ctx.method} ${ctx.path}`)
     }
   }
 

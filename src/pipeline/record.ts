@@ -21,7 +21,7 @@ export function record(ctx: RequestContext, status: number, parts: RecordParts):
   const failure = ctx.upstreamError
   const recorded = failure === undefined ? status : (FAILURES[failure].loggedStatus ?? status)
   const seconds = (performance.now() - ctx.startedAt) / 1000
-  const method = ctx.request.method
+  const method = ctx.method
   const proxied = ctx.kind === 'proxy' && !ctx.answeredEarly
   // Who answered: the proxied service (`unknown` when none is registered under that name), the
   // event routes, or the gateway itself (its own routes, and refusals before any route ran).

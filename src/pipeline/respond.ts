@@ -20,7 +20,7 @@ export function respond(ctx: RequestContext, response: Response, cors: CorsPolic
     headers.set('ratelimit-reset', String(rate.resetSeconds))
   }
   // A preflight's answer carries its own grant.
-  if (!ctx.isPreflight) cors.decorate(ctx.request.headers.get('origin'), headers)
+  if (!ctx.isPreflight) cors.decorate(ctx.headers.get('origin'), headers)
 }
 
 /**

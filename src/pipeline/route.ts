@@ -10,6 +10,6 @@ import type { RequestContext } from './context'
 
 /** @throws GatewayError `bad_request`, `unknown_service` or `payload_too_large`. */
 export function route(ctx: RequestContext, upstreams: Upstreams, maxBodyBytes: number): void {
-  ctx.declaredLength = declaredLength(ctx.request.headers)
+  ctx.declaredLength = declaredLength(ctx.headers)
   if (ctx.kind === 'proxy') resolveProxyRoute(ctx, upstreams, maxBodyBytes)
 }

@@ -47,7 +47,7 @@ export function classify(ctx: RequestContext): void {
   if (RESERVED_SERVICE_NAMES.has(name)) {
     ctx.kind = 'events'
     // POST /api/v1/events (broadcast) or POST /api/v1/events/<client_id> (publish).
-    ctx.isPublish = ctx.request.method === 'POST' && (nameEnd === pathEnd || url.indexOf('/', nameEnd + 1) === -1 || url.indexOf('/', nameEnd + 1) >= pathEnd)
+    ctx.isPublish = ctx.method === 'POST' && (nameEnd === pathEnd || url.indexOf('/', nameEnd + 1) === -1 || url.indexOf('/', nameEnd + 1) >= pathEnd)
     return
   }
   ctx.kind = 'proxy'

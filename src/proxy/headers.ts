@@ -1,38 +1,8 @@
 /**
- * The proxy's header rules in each direction (README, "Reverse proxy"; RFC 9110 §7.6.1).
+ * The request headers a backend receives (README, "Reverse proxy"): the client's, minus
+ * hop-by-hop, plus the forwarding headers.
  */
-
-/** RFC 9110 §7.6.1: connection-specific headers, never forwarded (plus the legacy `Proxy-Connection`). */
-const HOP_BY_HOP = [
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-] as const
-
-/** RFC 9110 §5.1 token: anything else in `Connection` names no header. */
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-
-/**
- * Removes the hop-by-hop headers and every header that `Connection` names. Runs before any
- * forwarding header is added, so `Connection: x-forwarded-for` cannot delete what we add.
- */
-export function dropHopByHop(headers: Headers): Headers {
-  const named = headers.get('connection')
-  if (named !== null) {
-    for (const token of named.split(',')) {
-      const name = token.trim()
-      if (HEADER_NAME.test(name)) headers.delete(name)
-    }
-  }
-  for (const name of HOP_BY_HOP) headers.delete(name)
-  return headers
-}
+import { dropHopByHop } from '../http/hop-by-hop'
 
 /**
  * Turns the client's headers, in place (no copy on the hot path), into those a backend receives:
@@ -54,10 +24,4 @@ export function prepareUpstreamHeaders(incoming: Headers, peerIp: string, proto:
   return headers
 }
 
-/**
- * The backend's response headers made fit for the client, in place (the response is handed on
- * as it is, without a copy): all but hop-by-hop, `Set-Cookie` kept apart.
- */
-export function toDownstreamHeaders(upstream: Headers): Headers {
-  return dropHopByHop(upstream)
-}
+

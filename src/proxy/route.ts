@@ -29,7 +29,7 @@ export function resolveProxyRoute(ctx: RequestContext, upstreams: Upstreams, max
     throw new GatewayError('unknown_service', `no service named ${JSON.stringify(decodeSafely(ctx.serviceName))} is registered`)
   }
   ctx.upstream = upstream
-  const method = ctx.request.method
+  const method = ctx.method
   if (!PROXIED_METHODS.has(method)) throw new GatewayError('bad_request', `method ${method} is not proxied`)
   if (ctx.declaredLength !== null && ctx.declaredLength > maxBodyBytes) {
     throw new GatewayError('payload_too_large', `request body of ${ctx.declaredLength} bytes exceeds the limit of ${maxBodyBytes}`)

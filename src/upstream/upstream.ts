@@ -1,11 +1,12 @@
 /**
  * The one way to call a backend (README, "Design notes"): the proxy and the forwarding of HITL
  * answers both go through `Upstream.call`, which chooses the target, forwards with Bun's `fetch`
- * (keep-alive pooled, no decompression, no redirects followed) under the header deadline, and
- * classifies what went wrong (`failures.ts`).
+ * (keep-alive pooled, no decompression, no redirects followed) under the header deadline, drops
+ * the hop-by-hop headers of the response, and classifies what went wrong (`failures.ts`).
  */
 import type { Config, ServiceTarget } from '../config'
 import type { Metrics } from '../ops/metrics'
+import { dropHopByHop } from '../http/hop-by-hop'
 import { BodyLimit } from './body-limit'
 import { DeadlineQueue } from './deadlines'
 import { Exchange } from './exchange'
@@ -16,10 +17,11 @@ export const WATCH_CLIENT_AFTER_MS = 100
 
 export interface UpstreamRequest {
   method: string
-  /** The path after the service's base path, as received (may be empty): `/jobs`. */
-  path: string
-  /** `?…` as received, or empty. */
-  query: string
+  /**
+   * The path after the service's base path, and the query, as received: `/jobs?x=1`. It may be
+   * empty or start with `?` (the base path itself).
+   */
+  target: string
   headers: Headers
   body: ReadableStream<Uint8Array> | string | null
   /** The declared body length; null makes the gateway count a streamed body against `MAX_BODY_BYTES`. */
@@ -73,7 +75,7 @@ export class Upstream {
 
   /**
    * Sends the request and resolves with the backend's response, its body still streaming.
-   * @example await upstreams.get('hitl')!.call({ method: 'POST', path: '/responses', query: '', headers, body, declaredLength: null })
+   * @example await upstreams.get('hitl')!.call({ method: 'POST', target: '/responses', headers, body, declaredLength: null })
    * @throws UpstreamFailure with the kind of failure.
    */
   async call(request: UpstreamRequest): Promise<Response> {
@@ -96,7 +98,11 @@ export class Upstream {
         redirect: 'manual',
         decompress: false,
       }
-      return await fetch(target.origin + (target.basePath + request.path || '/') + request.query, init)
+      // `http://h:9000` + `` + `?x` is fetched as `http://h:9000/?x`: the URL parser supplies the `/`.
+      const response = await fetch(target.origin + target.basePath + request.target, init)
+      // In place: the response is handed on as it is, without a copy (`Set-Cookie` stays apart).
+      dropHopByHop(response.headers)
+      return response
     } catch (error) {
       throw this.failure(exchange.abortedFor ?? (limit?.exceeded ? 'too_large' : failureKindOf(error)), error)
     } finally {
