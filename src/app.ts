@@ -64,14 +64,15 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
   // The gateway's own routes, on requests the pipeline has identified, limited and authenticated.
   // standardHostname: false — Elysia otherwise looks for the path after character 11 of the URL and
   // mis-routes requests whose Host is shorter than four characters (`Host: gw`).
+  const cors = new CorsPolicy(config.corsOrigins)
   const app = new Elysia({ handler: { standardHostname: false } })
     // Registered before the routes: Elysia applies a hook only to routes added after it.
     .onError({ as: 'global' }, ({ request, code, error }) => routeFailure(request, code, error, logger))
     .use(opsRoutes({ version: VERSION, lifecycle, metrics }))
-    .use(eventsRoutes({ config: config.events, broker, hub, hitl: upstreams.get('hitl')!, logger, metrics }))
+    .use(eventsRoutes({ config: config.events, broker, hub, hitl: upstreams.get('hitl')!, logger, metrics, cors }))
   const pipeline = new Pipeline({
     config,
-    cors: new CorsPolicy(config.corsOrigins),
+    cors,
     limiter,
     publisherAuth: new PublisherAuth(config.events.publishToken),
     upstreams,

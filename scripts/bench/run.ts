@@ -8,12 +8,13 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { CLIENT_CORE, CORES, SERVER_CORE } from './processes'
+import { type LadderResult, runLadder } from './ladder-scenarios'
 import { type RoundResult, runProxyScenarios } from './proxy-scenarios'
 import { type SseResult, runSseScenario } from './sse-scenarios'
 
 const ROOT = new URL('../..', import.meta.url).pathname
 const quick = process.argv.includes('--quick')
-/** `--only proxy|sse|limiter`: one part, for tuning sessions. */
+/** `--only proxy|ladder|sse|limiter`: one part, for tuning sessions. */
 const only = process.argv[process.argv.indexOf('--only') + 1]
 const runs = (part: string) => !process.argv.includes('--only') || only === part
 const log = (line: string) => console.log(line)
@@ -51,12 +52,22 @@ if (runs('proxy')) {
   printProxyTable(summary)
 }
 
+let ladder: LadderResult[] | undefined
+if (runs('ladder')) {
+  const ladderPlan = { rounds: quick ? 2 : 5, seconds: quick ? 3 : 5, connections: 64 }
+  log(`\nFeature ladder (wrk -t1 -c${ladderPlan.connections}, ${ladderPlan.rounds} interleaved rounds of ${ladderPlan.seconds} s): the least each required feature costs`)
+  ladder = await runLadder({ ...ladderPlan, binary }, log)
+  printLadderTable(ladder)
+}
+
 const sse: SseResult[] = []
 let retention: { hubEmpty: boolean; liveHeapBytesAfterEachDrop: number[]; growthFirstToLast: number } | undefined
 if (runs('sse')) {
   log('\nEvent streams (raw-socket load client in its own process; baseline: bare Bun streams, one cycle):')
   for (const streams of plan.sseStreams) {
     sse.push(await runSseScenario('bare', binary, streams, 1, log))
+    // `--direct-streams`: would Bun's direct streams deliver a broadcast faster? (the bare baseline on them)
+    if (process.argv.includes('--direct-streams')) sse.push(await runSseScenario('bare-direct', binary, streams, 1, log))
     sse.push(await runSseScenario('gateway', binary, streams, 3, log))
   }
   printSseTable(sse)
@@ -82,6 +93,7 @@ const results = {
   plan,
   compare,
   proxy: { summary, rounds },
+  ladder,
   sse,
   retention,
   limiter,
@@ -152,6 +164,17 @@ function printProxyTable(summary: ScenarioSummary[]): void {
   for (const s of summary) {
     log(
       `| ${s.connections} | ${s.scenario} | ${Math.round(s.requestsPerSecond)} | ${s.p50Ms.toFixed(2)} | ${s.p99Ms.toFixed(2)} | ${s.proxyCpuUsPerRequest.toFixed(1)} | ${s.vsNginx.toFixed(2)} | ${s.vsBunFetch.toFixed(2)} | ${s.vsDirect.toFixed(2)} | ${s.p99VsNginx.toFixed(2)} | ${s.p99VsBunFetch.toFixed(2)} | ${s.errors} |`,
+    )
+  }
+}
+
+function printLadderTable(results: LadderResult[]): void {
+  const floor = results[0]!
+  log('\n| rung | req/s (median) | p99 ms | CPU µs/req | × rung 0 req/s | × rung 0 CPU |')
+  log('|---|---|---|---|---|---|')
+  for (const r of results) {
+    log(
+      `| ${r.label} | ${Math.round(r.requestsPerSecond)} | ${r.p99Ms.toFixed(2)} | ${r.cpuUsPerRequest.toFixed(1)} | ${(r.requestsPerSecond / floor.requestsPerSecond).toFixed(2)} | ${(r.cpuUsPerRequest / floor.cpuUsPerRequest).toFixed(2)} |`,
     )
   }
 }

@@ -27,7 +27,8 @@ export interface CycleResult {
   rssBytesAfterDrop: number
 }
 
-export type SseServer = 'bare' | 'gateway'
+/** `bare-direct`: the bare baseline on Bun's `type: "direct"` streams (`--direct-streams`). */
+export type SseServer = 'bare' | 'bare-direct' | 'gateway'
 
 export interface SseResult {
   server: SseServer
@@ -59,7 +60,7 @@ export async function runSseScenario(
     const gateway = spawnPinned(
       SERVER_CORE,
       server === 'gateway' ? [binary] : ['bun', `${import.meta.dir}/bare-sse.ts`],
-      { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', RATE_LIMIT: '1000000000' },
+      { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', RATE_LIMIT: '1000000000', DIRECT: server === 'bare-direct' ? '1' : '0' },
       openSync(`${dir}/gateway.log`, 'a'),
     )
     children.push(gateway)
@@ -102,7 +103,7 @@ export async function runSseScenario(
       cycles.push(result)
       const worst = broadcasts.reduce((a, b) => (b.p99Ms > a.p99Ms ? b : a))
       log(
-        `  ${server.padEnd(7)} ${streams} streams, cycle ${cycle}: ${(result.rssBytesPerStream / 1024).toFixed(2)} KB RSS/stream, broadcast p50 ${worst.p50Ms.toFixed(1)} / p99 ${worst.p99Ms.toFixed(1)} / max ${worst.maxMs.toFixed(1)} ms (${worst.received}/${worst.streams}), hub empty after drop: ${hubEmptyAfterDrop}, RSS after drop ${(result.rssBytesAfterDrop / 1e6).toFixed(1)} MB`,
+        `  ${server.padEnd(11)} ${streams} streams, cycle ${cycle}: ${(result.rssBytesPerStream / 1024).toFixed(2)} KB RSS/stream, broadcast p50 ${worst.p50Ms.toFixed(1)} / p99 ${worst.p99Ms.toFixed(1)} / max ${worst.maxMs.toFixed(1)} ms (${worst.received}/${worst.streams}), hub empty after drop: ${hubEmptyAfterDrop}, RSS after drop ${(result.rssBytesAfterDrop / 1e6).toFixed(1)} MB`,
       )
     }
     client.exit()

@@ -7,11 +7,13 @@ import { Elysia } from 'elysia'
 import type { EventsConfig } from '../config'
 import { readJsonObject } from '../http/body'
 import { GatewayError } from '../http/errors'
+import type { CorsPolicy } from '../http/cors'
 import { IDENTIFIER_PATTERN } from '../http/request-id'
 import type { Logger } from '../log'
 import type { Metrics } from '../ops/metrics'
 import type { RequestContext } from '../pipeline/context'
 import { requestContext } from '../pipeline/elysia-context'
+import { applyGatewayHeaders } from '../pipeline/respond'
 import { EVENTS_ROUTES } from '../pipeline/routes'
 import type { Upstream } from '../upstream/upstream'
 import type { Broker } from './broker'
@@ -29,6 +31,8 @@ export interface EventsDependencies {
   hitl: Upstream
   logger: Logger
   metrics: Metrics
+  /** For the gateway headers of event streams, added before their Response exists (see respond.ts). */
+  cors: CorsPolicy
 }
 
 interface Params {
@@ -82,7 +86,9 @@ async function subscribe(deps: EventsDependencies, ctx: RequestContext, clientId
   }
   for (const question of await broker.pendingQuestions(clientId)) sendOnce(question)
   connection.goLive(sent)
-  return new Response(connection.stream, { headers: SSE_HEADERS })
+  const headers = new Headers(SSE_HEADERS)
+  applyGatewayHeaders(ctx, headers, deps.cors)
+  return new Response(connection.stream, { headers })
 }
 
 /** Publish: to one client (`clientId`) or the broadcast form. */

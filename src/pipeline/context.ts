@@ -45,6 +45,8 @@ export class RequestContext {
   answeredEarly = false
   /** A CORS preflight, answered by the gateway with its own CORS headers. */
   isPreflight = false
+  /** The respond step's headers are on the response already (an event stream's route adds them itself). */
+  gatewayHeadersApplied = false
   /** Why an exchange with a backend failed, for the log line. */
   upstreamError: FailureKind | undefined = undefined
 

@@ -9,9 +9,21 @@ import type { Logger } from '../log'
 import { UpstreamFailure } from '../upstream/failures'
 import type { RequestContext } from './context'
 
-/** Adds the gateway headers to `response` in place; headers it already has (a backend's own) are kept. */
+/**
+ * Adds the gateway headers to `response` in place; headers it already has (a backend's own) are
+ * kept. A route that applied them itself before making its response (see below) is left alone.
+ */
 export function respond(ctx: RequestContext, response: Response, cors: CorsPolicy): void {
-  const headers = response.headers
+  if (!ctx.gatewayHeadersApplied) applyGatewayHeaders(ctx, response.headers, cors)
+}
+
+/**
+ * The gateway headers, added to `headers`. An event stream's route calls this on the headers it
+ * makes its `Response` with: reading `response.headers` afterwards would give the Response a
+ * `Headers` object of its own, kept for as long as the stream lives (about 240 bytes each).
+ */
+export function applyGatewayHeaders(ctx: RequestContext, headers: Headers, cors: CorsPolicy): void {
+  ctx.gatewayHeadersApplied = true
   if (!headers.has('x-request-id')) headers.set('x-request-id', ctx.requestId)
   const rate = ctx.rate
   if (rate !== undefined) {
