@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm run bench` / `bun run bench` (add `-- --quick` for a one-minute pass): installs Bun and the
+# `npm run bench` / `bun run bench` (add `-- --quick` for a pass of about two minutes): installs Bun and the
 # dependencies when missing, then runs scripts/bench/run.ts, which installs wrk and nginx itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,6 @@
 /**
  * `bun run bench` — the gateway against nginx and direct-to-backend, event streams at scale,
- * and the rate limiter. `bun run bench -- --quick` for a one-minute pass.
+ * the feature ladder and the rate limiter. `bun run bench -- --quick` for a pass of about two minutes.
  *
  * Installs what it needs (wrk, nginx) with apt-get when missing, builds bin/api-gateway, pins
  * the load generator and the servers under test to different cores, and writes the figures to
