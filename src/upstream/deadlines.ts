@@ -32,6 +32,7 @@ export class DeadlineQueue {
   /** When the timer fires (Infinity when it is not armed). */
   private timerDue = Number.POSITIVE_INFINITY
   private readonly onTimer = () => this.sweep()
+  private closed = false
   private size = 0
 
   /**
@@ -76,8 +77,9 @@ export class DeadlineQueue {
     this.size--
   }
 
-  /** Stops the timer (shutdown); entries still queued never expire. */
+  /** Stops the timer for good (shutdown); entries queued before or after never expire. */
   close(): void {
+    this.closed = true
     clearTimeout(this.timer)
     this.timer = undefined
     this.timerDue = Number.POSITIVE_INFINITY
@@ -105,7 +107,7 @@ export class DeadlineQueue {
     clearTimeout(this.timer)
     this.timer = undefined
     this.timerDue = Number.POSITIVE_INFINITY
-    if (this.head === null) return
+    if (this.head === null || this.closed) return
     let due = this.head.startedAt + this.timeoutMs
     if (this.unwatched !== null) due = Math.min(due, this.unwatched.startedAt + this.watchAfterMs)
     this.timerDue = due

@@ -266,6 +266,18 @@ describe('close', () => {
     expect(q.length).toBe(2)
   })
 
+  test('an entry added after close() does not start the timer again', async () => {
+    const q = queue(50, 20)
+    const before = new FakeExchange('before')
+    q.add(before)
+    q.close()
+    const after = new FakeExchange('after')
+    q.add(after)
+    await Bun.sleep(250)
+    expect(before.touched).toBe(false)
+    expect(after.touched).toBe(false)
+  })
+
   test('close() on an idle queue, or twice, is harmless', () => {
     const q = queue(100, 50)
     q.close()
