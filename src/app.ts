@@ -4,6 +4,7 @@
  */
 import { Elysia } from 'elysia'
 import type { Server } from 'bun'
+import { type Cluster, joinCluster } from './cluster/cluster'
 import type { Config } from './config'
 import type { Broker } from './events/broker'
 import { createBroker } from './events/create-broker'
@@ -20,7 +21,8 @@ import { AccessLog } from './pipeline/access-log'
 import { contextOf } from './pipeline/context'
 import { Pipeline } from './pipeline/pipeline'
 import { failureResponse } from './pipeline/respond'
-import { TokenBucketLimiter } from './ratelimit/token-bucket'
+import { RedisTokenBucketLimiter } from './ratelimit/redis-token-bucket'
+import { type RateLimiter, TokenBucketLimiter } from './ratelimit/token-bucket'
 import { Upstreams } from './upstream/upstream'
 import { VERSION } from './version'
 
@@ -37,6 +39,8 @@ export interface GatewayOptions {
 export interface Gateway {
   hub: Hub
   broker: Broker
+  /** Cluster mode's Redis link and presence; null for the embedded single process. */
+  cluster: Cluster | null
   lifecycle: Lifecycle
   metrics: Metrics
   /** Answers one request as the server does (tests call it for requests the listener would no longer take). */
@@ -53,13 +57,19 @@ export interface Gateway {
 export function createGateway({ config, logger }: GatewayOptions): Gateway {
   const metrics = new Metrics()
   const hub = new Hub(config.events.heartbeatMs, config.events.buffer, metrics, logger)
-  const broker = createBroker(config.events, hub, metrics)
+  const cluster = joinCluster(config, hub, logger, metrics)
+  const broker = createBroker(config, hub, metrics, logger, cluster)
   const upstreams = new Upstreams(config, metrics)
   const lifecycle = new Lifecycle()
   // Streams close at once on shutdown, so their clients reconnect to another instance and replay.
   lifecycle.onShutdown(() => hub.closeAll('shutdown'))
-  const limiter = config.rateLimit > 0 ? new TokenBucketLimiter({ capacity: config.rateLimitBurst, perMinute: config.rateLimit }) : null
-  const limiterSweeper = limiter === null ? undefined : setInterval(() => limiter.sweep(), LIMITER_SWEEP_INTERVAL_MS).unref()
+  // Local buckets always exist: alone they are the limiter; in cluster mode they decide while Redis cannot.
+  const localLimiter = config.rateLimit > 0 ? new TokenBucketLimiter({ capacity: config.rateLimitBurst, perMinute: config.rateLimit }) : null
+  const limiterSweeper = localLimiter === null ? undefined : setInterval(() => localLimiter.sweep(), LIMITER_SWEEP_INTERVAL_MS).unref()
+  const limiter: RateLimiter | null =
+    localLimiter !== null && cluster !== null
+      ? new RedisTokenBucketLimiter({ link: cluster.link, prefix: cluster.prefix, capacity: config.rateLimitBurst, perMinute: config.rateLimit, fallback: localLimiter })
+      : localLimiter
 
   // The gateway's own routes, on requests the pipeline has identified, limited and authenticated.
   // standardHostname: false — Elysia otherwise looks for the path after character 11 of the URL and
@@ -68,7 +78,7 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
   const app = new Elysia({ handler: { standardHostname: false } })
     // Registered before the routes: Elysia applies a hook only to routes added after it.
     .onError({ as: 'global' }, ({ request, code, error }) => routeFailure(request, code, error, logger))
-    .use(opsRoutes({ version: VERSION, lifecycle, metrics }))
+    .use(opsRoutes({ version: VERSION, lifecycle, metrics, redis: cluster === null ? null : () => cluster.link.isUp }))
     .use(eventsRoutes({ config: config.events, broker, hub, hitl: upstreams.get('hitl')!, logger, metrics, cors }))
   const pipeline = new Pipeline({
     config,
@@ -86,6 +96,7 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
   return {
     hub,
     broker,
+    cluster,
     lifecycle,
     metrics,
     handle: (request, via = server) => pipeline.handle(request, via),
@@ -104,7 +115,7 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
       clearInterval(limiterSweeper)
       const drained = server === undefined ? true : await lifecycle.shutdown(server, drainMs)
       hub.stop()
-      broker.close()
+      await broker.close()
       upstreams.close()
       return drained
     },

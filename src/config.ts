@@ -44,6 +44,8 @@ export interface Config {
   events: EventsConfig
   /** `'*'` for any origin, else the exact origins allowed. */
   corsOrigins: '*' | readonly string[]
+  /** Cluster mode's Redis (`redis://` or `rediss://`), or null for the embedded single process. */
+  redisUrl: string | null
   redisKeyPrefix: string
 }
 
@@ -130,6 +132,22 @@ const responsePath = (value: string, variable: string): string => {
   return value
 }
 
+/** `redis://[user:password@]host[:port][/db]` or `rediss://…`; empty: no cluster mode. */
+const redisUrl = (value: string, variable: string): string | null => {
+  if (value.trim() === '') return null
+  const allowed = 'redis://[user:password@]host[:port][/db] or rediss://...'
+  let parsed: URL
+  try {
+    parsed = new URL(value.trim())
+  } catch {
+    throw invalid(variable, value, allowed)
+  }
+  if (!/^rediss?:$/.test(parsed.protocol) || parsed.hostname === '' || !/^(\/\d*)?$/.test(parsed.pathname) || parsed.search || parsed.hash) {
+    throw invalid(variable, value, allowed)
+  }
+  return value.trim()
+}
+
 /**
  * A setting of a feature this version does not have. Starting anyway would silently ignore the
  * operator, so any value but `allowed` stops the start.
@@ -158,8 +176,8 @@ export const SETTINGS = {
   publishToken: setting('PUBLISH_TOKEN', '', 'bearer token required to publish; empty: only loopback peers may publish', text),
   hitlResponsePath: setting('HITL_RESPONSE_PATH', '/responses', 'path on the hitl service that receives answers; {question_id} is substituted', responsePath),
   corsOrigins: setting('CORS_ORIGINS', '*', 'allowed browser origins, comma list', corsOrigins),
+  redisUrl: setting('REDIS_URL', '', 'cluster mode: redis://[user:password@]host:port[/db] or rediss://', redisUrl),
   redisKeyPrefix: setting('REDIS_KEY_PREFIX', 'gw:', 'prefix of every Redis key and channel', text),
-  redisUrl: setting('REDIS_URL', '', 'cluster mode (not supported yet: the gateway refuses to start)', notBuiltYet('cluster mode')),
   workers: setting('WORKERS', '1', 'gateway processes sharing the port (only 1 is supported yet)', notBuiltYet('more than one worker', '1')),
   authJwtSecret: setting('AUTH_JWT_SECRET', '', 'authentication (not supported yet: the gateway refuses to start)', notBuiltYet('authentication')),
   authJwksUrl: setting('AUTH_JWKS_URL', '', 'authentication (not supported yet)', notBuiltYet('authentication')),
@@ -222,6 +240,7 @@ export function loadConfig(env: Env): Config {
       hitlResponsePath: values.hitlResponsePath,
     },
     corsOrigins: values.corsOrigins,
+    redisUrl: values.redisUrl,
     redisKeyPrefix: values.redisKeyPrefix,
   }
 }

@@ -87,6 +87,10 @@ describe('bad settings stop the start', () => {
     ['MY_SERVICE_URL', 'http://h:9000/base?x=1'],
     ['CORS_ORIGINS', 'app.example.com'],
     ['HITL_RESPONSE_PATH', 'responses'],
+    ['REDIS_URL', 'http://127.0.0.1:6379'],
+    ['REDIS_URL', 'redis://'],
+    ['REDIS_URL', 'redis://127.0.0.1:6379/db1'],
+    ['REDIS_URL', 'redis://127.0.0.1:6379?x=1'],
   ]
   for (const [name, value] of cases) {
     test(`${name}=${value} is refused with a message naming the variable`, () => {
@@ -111,7 +115,6 @@ describe('bad settings stop the start', () => {
   })
 
   const unsupported: [string, string][] = [
-    ['REDIS_URL', 'redis://127.0.0.1:6379'],
     ['AUTH_JWT_SECRET', 's3cret'],
     ['AUTH_JWKS_URL', 'https://issuer/jwks.json'],
     ['TLS_CERT_FILE', '/etc/cert.pem'],
@@ -128,6 +131,12 @@ describe('bad settings stop the start', () => {
       expect(run.stderr).toContain('not supported yet')
     })
   }
+
+  test('REDIS_URL takes user, password, database index and rediss://', () => {
+    for (const url of ['redis://127.0.0.1:6379', 'redis://user:pa%40ss@redis.internal:6380/3', 'rediss://cache.example.com', 'redis://h/'])
+      expect(loadConfig({ REDIS_URL: url }).redisUrl).toBe(url)
+    expect(loadConfig({}).redisUrl).toBeNull()
+  })
 
   test('WORKERS=1 is a plain process, as by default', () => {
     expect(() => loadConfig({ WORKERS: '1' })).not.toThrow()

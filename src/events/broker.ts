@@ -54,5 +54,6 @@ export interface Broker {
   claimAnswer(clientId: string, questionId: string): Promise<AnswerClaim>
   /** Ends a claim: `answered` retires the question; otherwise it is pending again. */
   settleAnswer(clientId: string, questionId: string, answered: boolean): Promise<void>
-  close(): void
+  /** Stops: timers end, and a shared broker leaves the cluster's presence. */
+  close(): void | Promise<void>
 }

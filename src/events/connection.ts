@@ -6,7 +6,11 @@
  * buffered without end, and closing is reported exactly once, however it happens.
  */
 
-export type CloseReason = 'client_closed' | 'slow_consumer' | 'shutdown'
+/**
+ * `resync`: cluster mode regained Redis after an outage, and the client must reconnect to replay
+ * what was published meanwhile.
+ */
+export type CloseReason = 'client_closed' | 'slow_consumer' | 'shutdown' | 'resync'
 
 /** Told once when a connection closes, whatever closed it. */
 export interface ConnectionOwner {
@@ -122,14 +126,14 @@ export class SseConnection implements UnderlyingDefaultSource<Uint8Array>, Event
     for (const event of held) if (!alreadySent.has(event.id)) this.send(event.frame)
   }
 
-  /** Closes once; a slow consumer's queue is discarded, a shutdown flushes what is queued. */
+  /** Closes once; a slow consumer's queue is discarded, a shutdown or resync flushes what is queued. */
   close(reason: CloseReason): void {
     if (this.closedBy !== undefined) return
     this.closedBy = reason
     this.held = null
     try {
       if (reason === 'slow_consumer') this.controller.error(new Error('event stream reader too slow'))
-      else if (reason === 'shutdown') this.controller.close()
+      else if (reason === 'shutdown' || reason === 'resync') this.controller.close()
     } catch {
       // Already cancelled by the client side: nothing left to close.
     }

@@ -13,6 +13,8 @@ export class Hub implements ConnectionOwner {
   private readonly byClient = new Map<string, SseConnection | Set<SseConnection>>()
   private connections = 0
   private readonly ticker: Timer
+  /** Told each time a client's count of streams here changes (cluster presence). */
+  private countListener: ((clientId: string, count: number) => void) | undefined
 
   constructor(
     heartbeatMs: number,
@@ -30,6 +32,21 @@ export class Hub implements ConnectionOwner {
     return this.connections
   }
 
+  /** Registers the one listener told when a client's count of streams here changes. */
+  onStreamCountChange(listener: (clientId: string, count: number) => void): void {
+    this.countListener = listener
+  }
+
+  /** Each client with streams here, and how many. */
+  *streamCounts(): Iterable<[string, number]> {
+    for (const [clientId, streams] of this.byClient) yield [clientId, streams instanceof Set ? streams.size : 1]
+  }
+
+  /** Whether `clientId` has a stream here. */
+  hasStreams(clientId: string): boolean {
+    return this.byClient.has(clientId)
+  }
+
   /** Client ids with at least one open stream here. */
   connectedClientIds(): string[] {
     return [...this.byClient.keys()]
@@ -45,6 +62,7 @@ export class Hub implements ConnectionOwner {
     if (existing === undefined) this.byClient.set(clientId, connection)
     else if (existing instanceof Set) existing.add(connection)
     else this.byClient.set(clientId, new Set([existing, connection]))
+    this.countListener?.(clientId, existing === undefined ? 1 : existing instanceof Set ? existing.size : 2)
     this.connections++
     this.metrics.sseConnections.inc()
     this.logger.info({ client_id: clientId, ...details }, 'Event stream opened')
@@ -100,6 +118,8 @@ export class Hub implements ConnectionOwner {
       if (streams.size === 1) this.byClient.set(connection.clientId, [...streams][0]!)
     }
     if (removed) {
+      const left = this.byClient.get(connection.clientId)
+      this.countListener?.(connection.clientId, left === undefined ? 0 : left instanceof Set ? left.size : 1)
       this.connections--
       this.metrics.sseConnections.dec()
     }

@@ -116,13 +116,20 @@ async function answer(deps: EventsDependencies, ctx: RequestContext, clientId: s
     reply = await forwardAnswer(deps.hitl, { responsePath: config.hitlResponsePath, clientId, questionId, body, requestId })
     replyBody = await reply.arrayBuffer()
   } catch (error) {
-    await broker.settleAnswer(clientId, questionId, false)
+    await broker.settleAnswer(clientId, questionId, false).catch(() => {})
     logger.warn({ client_id: clientId, question_id: questionId, request_id: requestId, err: (error as Error).message }, 'Answer not delivered')
     throw error
   }
   const accepted = reply.status >= 200 && reply.status < 300
-  await broker.settleAnswer(clientId, questionId, accepted)
-  if (accepted) await broker.publish([clientId], createEnvelope(QUESTION_ANSWERED_EVENT_TYPE, { question_id: questionId }))
+  try {
+    await broker.settleAnswer(clientId, questionId, accepted)
+    if (accepted) await broker.publish([clientId], createEnvelope(QUESTION_ANSWERED_EVENT_TYPE, { question_id: questionId }))
+  } catch (error) {
+    // The hitl service has the answer and its reply is the truth for the person answering. In
+    // cluster mode the claim lapses after its lease and the question is pending again; a second
+    // answer reaches the service with the same Idempotency-Key.
+    logger.error({ client_id: clientId, question_id: questionId, request_id: requestId, err: (error as Error).message }, 'Answer delivered, but not recorded')
+  }
   logger.info({ client_id: clientId, question_id: questionId, request_id: requestId, status: reply.status, accepted }, 'Answer forwarded')
   const headers = new Headers()
   const contentType = reply.headers.get('content-type')

@@ -76,6 +76,32 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly redisConnected = new Gauge({
+    name: 'gateway_redis_connected',
+    help: 'Cluster mode: 1 while this process is connected to Redis, else 0.',
+    registers: [this.registry],
+  })
+
+  readonly redisCommandErrors = new Counter({
+    name: 'gateway_redis_command_errors_total',
+    help: 'Cluster mode: Redis commands that failed, by kind (timeout, connection, server).',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  })
+
+  readonly redisCommandDuration = new ScrapeTimeHistogram(
+    'gateway_redis_command_duration_seconds',
+    'Cluster mode: time from sending a Redis command to its reply.',
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    this.registry,
+  )
+
+  readonly clusterEventsRelayed = new Counter({
+    name: 'gateway_cluster_events_relayed_total',
+    help: 'Cluster mode: events published through another instance and received here.',
+    registers: [this.registry],
+  })
+
   constructor() {
     collectDefaultMetrics({ register: this.registry })
   }

@@ -9,15 +9,25 @@ export interface OpsDependencies {
   version: string
   lifecycle: Lifecycle
   metrics: Metrics
+  /** Cluster mode: whether Redis is reachable now (shown by `/health`, never a reason to fail it). Null: no cluster. */
+  redis: (() => boolean) | null
 }
 
-export function opsRoutes({ version, lifecycle, metrics }: OpsDependencies) {
+export function opsRoutes({ version, lifecycle, metrics, redis }: OpsDependencies) {
   const json = (status: number, body: object) =>
     new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } })
   const startedAt = Date.now()
   return new Elysia({ name: 'ops' })
     .use(requestContext)
-    .get(OPS_PATHS.health, () => json(200, { status: 'ok', service: 'api-gateway', version, uptime_seconds: Math.floor((Date.now() - startedAt) / 1000) }))
+    .get(OPS_PATHS.health, () =>
+      json(200, {
+        status: 'ok',
+        service: 'api-gateway',
+        version,
+        uptime_seconds: Math.floor((Date.now() - startedAt) / 1000),
+        ...(redis === null ? {} : { redis: redis() ? 'up' : 'down' }),
+      }),
+    )
     .get(OPS_PATHS.ready, ({ ctx }) =>
       lifecycle.ready
         ? json(200, { status: 'ready' })

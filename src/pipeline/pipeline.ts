@@ -17,7 +17,7 @@ import type { PublisherAuth } from '../events/publisher-auth'
 import type { Logger } from '../log'
 import type { Metrics } from '../ops/metrics'
 import { proxyRequest } from '../proxy/handler'
-import type { TokenBucketLimiter } from '../ratelimit/token-bucket'
+import type { RateLimiter } from '../ratelimit/token-bucket'
 import type { Upstreams } from '../upstream/upstream'
 import type { AccessLog } from './access-log'
 import { authenticate } from './authenticate'
@@ -33,7 +33,7 @@ import { route } from './route'
 export interface PipelineParts {
   config: Config
   cors: CorsPolicy
-  limiter: TokenBucketLimiter | null
+  limiter: RateLimiter | null
   publisherAuth: PublisherAuth
   upstreams: Upstreams
   metrics: Metrics
@@ -70,10 +70,15 @@ export class Pipeline {
     return response
   }
 
-  /** Rate limit → authenticate → route → handle. */
+  /** Rate limit → the rest; a shared (Redis) limiter's decision is the only one waited for. */
   private proceed(ctx: RequestContext): Promise<Response> {
+    const limited = rateLimit(ctx, this.parts.limiter)
+    return limited === undefined ? this.afterRateLimit(ctx) : limited.then(() => this.afterRateLimit(ctx))
+  }
+
+  /** Authenticate → route → handle. */
+  private afterRateLimit(ctx: RequestContext): Promise<Response> {
     const parts = this.parts
-    rateLimit(ctx, parts.limiter)
     authenticate(ctx, parts.publisherAuth)
     route(ctx, parts.upstreams, this.maxBodyBytes)
     switch (ctx.kind) {

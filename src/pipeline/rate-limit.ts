@@ -4,16 +4,22 @@
  * publishers presenting `PUBLISH_TOKEN` are exempt.
  */
 import { GatewayError } from '../http/errors'
-import type { TokenBucketLimiter } from '../ratelimit/token-bucket'
+import type { RateDecision, RateLimiter } from '../ratelimit/token-bucket'
 import type { RequestContext } from './context'
 
 /**
- * Takes a token; the decision stays on the context for the `RateLimit-*` headers.
+ * Takes a token; the decision stays on the context for the `RateLimit-*` headers. Local buckets
+ * decide at once; shared (Redis) buckets return a promise, and only then does the step wait.
  * @throws GatewayError `rate_limited` (429 with `Retry-After`) when the bucket is empty.
  */
-export function rateLimit(ctx: RequestContext, limiter: TokenBucketLimiter | null): void {
+export function rateLimit(ctx: RequestContext, limiter: RateLimiter | null): void | Promise<void> {
   if (limiter === null || ctx.kind === 'ops' || ctx.hasPublishToken) return
   const decision = limiter.take(ctx.clientIp)
+  if (decision instanceof Promise) return decision.then((shared) => apply(ctx, shared, limiter))
+  apply(ctx, decision, limiter)
+}
+
+function apply(ctx: RequestContext, decision: RateDecision, limiter: RateLimiter): void {
   ctx.rate = decision
   if (decision.allowed) return
   ctx.answeredEarly = true

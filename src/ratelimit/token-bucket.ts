@@ -18,6 +18,28 @@ export interface RateDecision {
   retryAfterSeconds: number
 }
 
+/** Something that decides, per key, whether one more request may pass (local or shared buckets). */
+export interface RateLimiter {
+  /** The refill rate (`RATE_LIMIT`), for the 429 message. */
+  readonly perMinute: number
+  /** Takes one token from `key`'s bucket; a shared limiter answers asynchronously. */
+  take(key: string): RateDecision | Promise<RateDecision>
+}
+
+/**
+ * The decision and its header values, from the tokens left after taking (or failing to take) one.
+ * @example rateDecision(true, 9, 10, 1 / 60_000).remaining // 9
+ */
+export function rateDecision(allowed: boolean, tokensLeft: number, capacity: number, tokensPerMs: number): RateDecision {
+  return {
+    allowed,
+    limit: capacity,
+    remaining: Math.floor(tokensLeft),
+    resetSeconds: Math.ceil((capacity - tokensLeft) / tokensPerMs / 1000),
+    retryAfterSeconds: Math.max(1, Math.ceil((1 - tokensLeft) / tokensPerMs / 1000)),
+  }
+}
+
 interface Bucket {
   tokens: number
   /** Monotonic milliseconds of the last refill. */
@@ -37,7 +59,7 @@ export const DEFAULT_MAX_TRACKED = 100_000
 /** Share of the map freed when it is full, so eviction is rare, not per request. */
 const EVICTION_SHARE = 0.1
 
-export class TokenBucketLimiter {
+export class TokenBucketLimiter implements RateLimiter {
   private readonly buckets = new Map<string, Bucket>()
   private readonly capacity: number
   /** The refill rate (`RATE_LIMIT`). */
@@ -76,13 +98,7 @@ export class TokenBucketLimiter {
     }
     const allowed = bucket.tokens >= 1
     if (allowed) bucket.tokens -= 1
-    return {
-      allowed,
-      limit: this.capacity,
-      remaining: Math.floor(bucket.tokens),
-      resetSeconds: Math.ceil((this.capacity - bucket.tokens) / this.tokensPerMs / 1000),
-      retryAfterSeconds: Math.max(1, Math.ceil((1 - bucket.tokens) / this.tokensPerMs / 1000)),
-    }
+    return rateDecision(allowed, bucket.tokens, this.capacity, this.tokensPerMs)
   }
 
   /** Drops every bucket that has refilled to full: forgetting it changes no decision. */

@@ -1,0 +1,170 @@
+/**
+ * The cluster broker (README, "Cluster mode"): history, pending questions, answered markers and
+ * publisher ids live in Redis, so every gateway sharing it gives the same answers; each publish
+ * is one atomic script that retains the event, counts the streams across the cluster and
+ * announces it on one channel, from which every other instance delivers it to its own streams.
+ *
+ * While Redis is unreachable nothing is half-done: publishing and answering are refused at once
+ * (503), and new streams open with a `replay.gap` instead of a replay. When Redis returns, the
+ * streams here are closed so their clients reconnect and replay what they missed.
+ */
+import type { EventsConfig } from '../config'
+import type { Presence } from '../cluster/presence'
+import { PRESENCE_WINDOW_MS } from '../cluster/presence'
+import { type RedisLink, RedisUnavailable } from '../cluster/redis-link'
+import { GatewayError } from '../http/errors'
+import type { Logger } from '../log'
+import type { Metrics } from '../ops/metrics'
+import type { AnswerClaim, Broker, PublishOutcome, PublishTarget, Replay } from './broker'
+import { type EventEnvelope, QUESTION_EVENT_TYPE } from './envelope'
+import type { Hub } from './hub'
+import { CLAIM, PENDING, PUBLISH, REPLAY, SETTLE } from './redis-scripts'
+import { frameEvent } from './sse'
+
+export interface RedisBrokerOptions {
+  hub: Hub
+  config: EventsConfig
+  link: RedisLink
+  presence: Presence
+  prefix: string
+  metrics: Metrics
+  logger: Logger
+  /**
+   * How long a claimed answer stays claimed if its gateway dies before settling it: the time
+   * the hitl service may take, and a margin.
+   */
+  claimLeaseMs: number
+}
+
+export class RedisBroker implements Broker {
+  private readonly channel: string
+
+  constructor(private readonly options: RedisBrokerOptions) {
+    this.channel = `${options.prefix}events`
+    void options.link.subscribe(this.channel, (message) => this.relay(message))
+    // Whatever was published while this instance could not hear it is in the history: the
+    // clients reconnect and replay it.
+    options.link.onReconnect(() => options.hub.closeAll('resync'))
+  }
+
+  async publish(target: PublishTarget, envelope: EventEnvelope, publisherId = false): Promise<PublishOutcome> {
+    const { config, prefix, presence, hub, metrics } = this.options
+    const question = envelope.event_type === QUESTION_EVENT_TYPE ? (envelope.data as { question_id: string; expires_at?: string }) : undefined
+    const expiresAt = question?.expires_at === undefined ? '' : String(Date.parse(question.expires_at))
+    const reply = (await this.run(() =>
+      this.options.link.eval(
+        PUBLISH,
+        [],
+        [
+          prefix,
+          presence.instanceId,
+          JSON.stringify(envelope),
+          envelope.id,
+          publisherId ? '1' : '0',
+          String(config.history),
+          String(config.historyTtlMs),
+          question?.question_id ?? '',
+          expiresAt,
+          String(config.questionTtlMs),
+          String(PRESENCE_WINDOW_MS),
+          target === 'connected' ? 'connected' : 'list',
+          ...(target === 'connected' ? [] : target),
+        ],
+      ),
+    )) as [number, number, string[]]
+    const [delivered, targets, fresh] = reply
+    // This instance's own streams get it now; the other instances hear it on the channel.
+    const frame = frameEvent(envelope)
+    let local = 0
+    for (const clientId of fresh) local += hub.deliver(clientId, frame, envelope.id)
+    metrics.sseEventsDelivered.inc(local)
+    return { delivered, duplicate: targets > 0 && fresh.length === 0 }
+  }
+
+  async retainedAfter(clientId: string, lastEventId: string): Promise<Replay> {
+    const { link, prefix, config } = this.options
+    if (!link.isUp) return { gap: true, events: [] }
+    try {
+      const [gap, ...events] = (await link.eval(REPLAY, [`${prefix}history:${clientId}`], [lastEventId, String(config.historyTtlMs)])) as [number, ...string[]]
+      return { gap: gap === 1, events: events.map((json) => JSON.parse(json) as EventEnvelope) }
+    } catch {
+      // Redis went away mid-subscription: the stream still opens, and says it could not replay.
+      return { gap: true, events: [] }
+    }
+  }
+
+  async pendingQuestions(clientId: string): Promise<EventEnvelope[]> {
+    const { link, prefix } = this.options
+    if (!link.isUp) return []
+    try {
+      const flat = (await link.eval(PENDING, [`${prefix}questions:${clientId}`], [])) as string[]
+      const pending: { order: number; envelope: EventEnvelope }[] = []
+      for (let i = 0; i < flat.length; i += 2) pending.push({ order: Number(flat[i]), envelope: JSON.parse(flat[i + 1]!) as EventEnvelope })
+      return pending.sort((a, b) => a.order - b.order).map((question) => question.envelope)
+    } catch {
+      return []
+    }
+  }
+
+  async claimAnswer(clientId: string, questionId: string): Promise<AnswerClaim> {
+    const keys = this.questionKeys(clientId)
+    return (await this.run(() => this.options.link.eval(CLAIM, keys, [questionId, String(this.options.claimLeaseMs)]))) as AnswerClaim
+  }
+
+  async settleAnswer(clientId: string, questionId: string, answered: boolean): Promise<void> {
+    const keys = this.questionKeys(clientId)
+    await this.run(() => this.options.link.eval(SETTLE, keys, [questionId, answered ? '1' : '0', String(this.options.config.questionTtlMs)]))
+  }
+
+  async close(): Promise<void> {
+    await this.options.presence.leave()
+    this.options.link.close()
+  }
+
+  /** An event announced on the channel: delivered to this instance's streams of its targets. */
+  private relay(message: string): void {
+    const firstBreak = message.indexOf('\n')
+    const secondBreak = message.indexOf('\n', firstBreak + 1)
+    if (firstBreak === -1 || secondBreak === -1) return
+    // Published here: already delivered by `publish`.
+    if (message.slice(0, firstBreak) === this.options.presence.instanceId) return
+    const { hub, metrics, logger } = this.options
+    let targets: string[]
+    let envelope: EventEnvelope
+    try {
+      targets = JSON.parse(message.slice(firstBreak + 1, secondBreak)) as string[]
+      envelope = JSON.parse(message.slice(secondBreak + 1)) as EventEnvelope
+    } catch (error) {
+      logger.warn({ err: (error as Error).message }, 'Unreadable event on the cluster channel, ignored')
+      return
+    }
+    metrics.clusterEventsRelayed.inc()
+    let frame: Uint8Array | undefined
+    let delivered = 0
+    for (const clientId of targets) {
+      if (!hub.hasStreams(clientId)) continue
+      frame ??= frameEvent(envelope)
+      delivered += hub.deliver(clientId, frame, envelope.id)
+    }
+    metrics.sseEventsDelivered.inc(delivered)
+  }
+
+  private questionKeys(clientId: string): string[] {
+    const prefix = this.options.prefix
+    return [`${prefix}questions:${clientId}`, `${prefix}answered:${clientId}`]
+  }
+
+  /**
+   * A state change that must reach Redis or not happen: refused with 503 at once while Redis is
+   * unreachable, so the caller retries instead of trusting a half-done publish.
+   */
+  private async run(command: () => Promise<unknown>): Promise<unknown> {
+    try {
+      return await command()
+    } catch (error) {
+      if (error instanceof RedisUnavailable) throw new GatewayError('service_unavailable', 'the event store (Redis) is unreachable; retry shortly')
+      this.options.logger.error({ err: (error as Error).message }, 'Redis refused an event-store command')
+      throw new GatewayError('service_unavailable', 'the event store (Redis) refused the command; retry shortly')
+    }
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Shared token buckets for cluster mode (README, "Rate limiting"): one budget per client IP
+ * across every gateway on the same Redis. Each decision is one Lua script, atomic in Redis and
+ * one round trip (Bun's client pipelines concurrent commands on its one connection). The bucket
+ * is the same as the local one (capacity `RATE_LIMIT_BURST`, refilled continuously at
+ * `RATE_LIMIT` per minute), timed by Redis's clock, and its key expires once it would be full
+ * again, so Redis holds only active clients.
+ *
+ * While Redis is unreachable, or a decision fails, the local buckets decide: proxying never
+ * waits on Redis, at the cost of each instance granting its own budget during an outage.
+ */
+import type { RedisLink } from '../cluster/redis-link'
+import { RedisScript } from '../cluster/redis-link'
+import { type RateDecision, type RateLimiter, type TokenBucketLimiter, rateDecision } from './token-bucket'
+
+/**
+ * KEYS: 1 bucket. ARGV: 1 capacity, 2 tokens per ms.
+ * Returns { allowed (0/1), tokens left as a string } (Lua numbers would be cut to integers).
+ */
+const TAKE = new RedisScript(`
+local capacity, perMs = tonumber(ARGV[1]), tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
+local bucket = redis.call('HMGET', KEYS[1], 't', 'at')
+local tokens, at = tonumber(bucket[1]), tonumber(bucket[2])
+if tokens == nil or at == nil then tokens, at = capacity, now end
+tokens = math.min(capacity, tokens + math.max(0, now - at) * perMs)
+local allowed = 0
+if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
+redis.call('HSET', KEYS[1], 't', string.format('%.17g', tokens), 'at', string.format('%.17g', now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) / perMs) + 1)
+return { allowed, string.format('%.17g', tokens) }
+`)
+
+export interface SharedLimiterOptions {
+  link: RedisLink
+  prefix: string
+  capacity: number
+  perMinute: number
+  /** Decides while Redis cannot. */
+  fallback: TokenBucketLimiter
+}
+
+export class RedisTokenBucketLimiter implements RateLimiter {
+  readonly perMinute: number
+  private readonly capacity: string
+  private readonly tokensPerMs: number
+  private readonly keyPrefix: string
+
+  constructor(private readonly options: SharedLimiterOptions) {
+    this.perMinute = options.perMinute
+    this.capacity = String(options.capacity)
+    this.tokensPerMs = options.perMinute / 60_000
+    this.keyPrefix = `${options.prefix}rate:`
+  }
+
+  take(key: string): RateDecision | Promise<RateDecision> {
+    if (!this.options.link.isUp) return this.options.fallback.take(key)
+    return this.takeShared(key)
+  }
+
+  private async takeShared(key: string): Promise<RateDecision> {
+    try {
+      const [allowed, tokens] = (await this.options.link.eval(TAKE, [this.keyPrefix + key], [this.capacity, String(this.tokensPerMs)])) as [number, string]
+      return rateDecision(allowed === 1, Number(tokens), this.options.capacity, this.tokensPerMs)
+    } catch {
+      return this.options.fallback.take(key)
+    }
+  }
+}

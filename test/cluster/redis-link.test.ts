@@ -1,0 +1,85 @@
+/** The Redis link on its own: never waits for a Redis that is not there, and notices one that hangs. */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { RedisLink, RedisScript, RedisUnavailable } from '../../src/cluster/redis-link'
+import { createLogger } from '../../src/log'
+import { Metrics } from '../../src/ops/metrics'
+import { closedPort } from '../helpers/backend'
+import { type TestRedis, startRedis } from '../helpers/redis'
+import { waitFor } from '../helpers/wait'
+
+let redis: TestRedis
+const lines: { level: string; msg: string }[] = []
+const logger = createLogger('info', { write: (line: string) => void lines.push(JSON.parse(line)) })
+
+beforeAll(async () => {
+  redis = await startRedis()
+})
+afterAll(async () => {
+  await redis.stop()
+})
+
+async function metric(metrics: Metrics, name: string): Promise<string[]> {
+  return (await metrics.registry.metrics()).split('\n').filter((line) => line.startsWith(name))
+}
+
+describe('RedisLink', () => {
+  test('a Redis that is not there: commands are refused at once, never queued', async () => {
+    const metrics = new Metrics()
+    const link = new RedisLink({ url: `redis://127.0.0.1:${await closedPort()}`, logger, metrics })
+    link.start()
+    const started = performance.now()
+    await expect(link.send('PING', [])).rejects.toBeInstanceOf(RedisUnavailable)
+    expect(performance.now() - started).toBeLessThan(100)
+    expect(link.isUp).toBe(false)
+    expect(await metric(metrics, 'gateway_redis_connected')).toContain('gateway_redis_connected 0')
+    link.close()
+  })
+
+  test('runs scripts by SHA, loading them after a SCRIPT FLUSH; reports its state and latency', async () => {
+    const metrics = new Metrics()
+    const link = new RedisLink({ url: redis.url, logger, metrics })
+    link.start()
+    await link.waitUntilUp()
+    const script = new RedisScript(`return ARGV[1] .. KEYS[1]`)
+    expect(await link.eval(script, ['k'], ['v'])).toBe('vk')
+    await redis.cli('SCRIPT', 'FLUSH')
+    expect(await link.eval(script, ['k2'], ['v'])).toBe('vk2')
+    await expect(link.send('NOT-A-COMMAND', [])).rejects.toThrow()
+    expect(link.isUp).toBe(true)
+    expect(await metric(metrics, 'gateway_redis_connected')).toContain('gateway_redis_connected 1')
+    expect(await metric(metrics, 'gateway_redis_command_errors_total')).toContain('gateway_redis_command_errors_total{kind="server"} 1')
+    expect((await metric(metrics, 'gateway_redis_command_duration_seconds_count'))[0]).toMatch(/ [1-9]\d*$/)
+    link.close()
+  })
+
+  test('a hung Redis: the command times out, the link goes down, and comes back when Redis does', async () => {
+    const metrics = new Metrics()
+    const link = new RedisLink({ url: redis.url, logger, metrics, commandTimeoutMs: 300, checkIntervalMs: 100 })
+    let reconnects = 0
+    link.onReconnect(() => reconnects++)
+    const messages: string[] = []
+    await link.subscribe('gw-test:channel', (message) => messages.push(message))
+    link.start()
+    await link.waitUntilUp()
+    expect(reconnects).toBe(1)
+    redis.pause()
+    try {
+      const started = performance.now()
+      await expect(link.send('PING', [])).rejects.toBeInstanceOf(RedisUnavailable)
+      expect(performance.now() - started).toBeLessThan(1_000)
+      expect(link.isUp).toBe(false)
+      await expect(link.send('PING', [])).rejects.toBeInstanceOf(RedisUnavailable)
+      expect(await metric(metrics, 'gateway_redis_command_errors_total')).toContain('gateway_redis_command_errors_total{kind="timeout"} 1')
+    } finally {
+      redis.resume()
+    }
+    expect(await waitFor(() => link.isUp, 5_000)).toBe(true)
+    expect(reconnects).toBe(2)
+    // The subscription is made again on the new connection, once.
+    await redis.cli('PUBLISH', 'gw-test:channel', 'after')
+    expect(await waitFor(() => messages.length > 0)).toBe(true)
+    await Bun.sleep(100)
+    expect(messages).toEqual(['after'])
+    link.close()
+  })
+})
