@@ -1,6 +1,6 @@
 /**
  * `bun run bench` — the gateway against nginx and direct-to-backend, event streams at scale,
- * the feature ladder and the rate limiter. `bun run bench -- --quick` for a pass of about two minutes.
+ * the feature ladder, the rate limiter and cluster mode (Redis) against the embedded default. `bun run bench -- --quick` for a pass of about two minutes.
  *
  * Installs what it needs (wrk, nginx) with apt-get when missing, builds bin/api-gateway, pins
  * the load generator and the servers under test to different cores, and writes the figures to
@@ -8,13 +8,14 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { CLIENT_CORE, CORES, SERVER_CORE } from './processes'
+import { type EventRound, type LimiterRound, runClusterScenarios } from './cluster-scenarios'
 import { type LadderResult, runLadder } from './ladder-scenarios'
 import { type RoundResult, runProxyScenarios } from './proxy-scenarios'
 import { type SseResult, runSseScenario } from './sse-scenarios'
 
 const ROOT = new URL('../..', import.meta.url).pathname
 const quick = process.argv.includes('--quick')
-/** `--only proxy|ladder|sse|limiter`: one part, for tuning sessions. */
+/** `--only proxy|ladder|sse|limiter|cluster`: one part, for tuning sessions. */
 const only = process.argv[process.argv.indexOf('--only') + 1]
 const runs = (part: string) => !process.argv.includes('--only') || only === part
 const log = (line: string) => console.log(line)
@@ -86,6 +87,16 @@ if (runs('limiter')) {
   log(`  ${(limiter!.decisionsPerSecond / 1e6).toFixed(2)} M decisions/s, ${limiter!.bytesPerAddress} bytes per tracked address`)
 }
 
+let cluster: { events: EventRound[]; limiter: LimiterRound[] } | undefined
+if (runs('cluster')) {
+  const clusterPlan = { rounds: quick ? 2 : 5, seconds: quick ? 3 : 8, streams: 1_000, publishers: 16, connections: 64 }
+  log(
+    `\nCluster mode (${clusterPlan.rounds} interleaved rounds of ${clusterPlan.seconds} s): ${clusterPlan.streams} streams, ${clusterPlan.publishers} publishers through one gateway; proxy -c${clusterPlan.connections} by limiter`,
+  )
+  cluster = await runClusterScenarios({ ...clusterPlan, binary }, log)
+  printClusterTables(cluster)
+}
+
 const results = {
   date: started.toISOString(),
   mode: quick ? 'quick' : 'full',
@@ -97,6 +108,7 @@ const results = {
   sse,
   retention,
   limiter,
+  cluster,
 }
 mkdirSync(`${ROOT}bench-results`, { recursive: true })
 const json = JSON.stringify(results, null, 2)
@@ -204,6 +216,28 @@ function printSseTable(results: SseResult[]): void {
   }
 }
 
+function printClusterTables({ events, limiter }: { events: EventRound[]; limiter: LimiterRound[] }): void {
+  const by = <T,>(rows: T[], pick: (row: T) => number) => median(rows.map(pick))
+  const memory = events.filter((e) => e.broker === 'memory')
+  log('\n| broker | streams | events/s (median) | × memory | delivery p50 ms | p99 ms | p99 × memory | received/accepted |')
+  log('|---|---|---|---|---|---|---|---|')
+  for (const broker of ['memory', 'redis'] as const) {
+    const rows = events.filter((e) => e.broker === broker)
+    log(
+      `| ${broker} | ${rows[0]!.streams} | ${Math.round(by(rows, (r) => r.eventsPerSecond))} | ${(by(rows, (r) => r.eventsPerSecond) / by(memory, (r) => r.eventsPerSecond)).toFixed(2)} | ${by(rows, (r) => r.p50Ms).toFixed(2)} | ${by(rows, (r) => r.p99Ms).toFixed(2)} | ${(by(rows, (r) => r.p99Ms) / by(memory, (r) => r.p99Ms)).toFixed(2)} | ${rows.reduce((s, r) => s + r.received, 0)}/${rows.reduce((s, r) => s + r.accepted, 0)} |`,
+    )
+  }
+  const local = limiter.filter((l) => l.limiter === 'local')
+  log('\n| rate limiter | req/s (median) | × local | p50 ms | p99 ms | p99 × local | errors |')
+  log('|---|---|---|---|---|---|---|')
+  for (const kind of ['local', 'redis'] as const) {
+    const rows = limiter.filter((l) => l.limiter === kind)
+    log(
+      `| ${kind} | ${Math.round(by(rows, (r) => r.requestsPerSecond))} | ${(by(rows, (r) => r.requestsPerSecond) / by(local, (r) => r.requestsPerSecond)).toFixed(2)} | ${by(rows, (r) => r.p50Ms).toFixed(2)} | ${by(rows, (r) => r.p99Ms).toFixed(2)} | ${(by(rows, (r) => r.p99Ms) / by(local, (r) => r.p99Ms)).toFixed(2)} | ${rows.reduce((s, r) => s + r.errors, 0)} |`,
+    )
+  }
+}
+
 function cpuModel(): string {
   try {
     return /model name\s*:\s*(.+)/.exec(require('node:fs').readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown'
@@ -216,6 +250,7 @@ async function ensureTools(): Promise<void> {
   const missing = []
   if (!Bun.which('wrk')) missing.push('wrk')
   if (!Bun.which('nginx') && !Bun.which('nginx', { PATH: '/usr/sbin' })) missing.push('nginx')
+  if (!Bun.which('redis-server')) missing.push('redis-server')
   if (CORES >= 2 && !Bun.which('taskset')) missing.push('util-linux')
   if (missing.length === 0) return
   log(`installing ${missing.join(', ')} with apt-get`)

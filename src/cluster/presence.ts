@@ -19,11 +19,15 @@ export const PRESENCE_WINDOW_MS = 30_000
 /** Heartbeats come three times per window, so one lost heartbeat never drops a live instance. */
 const HEARTBEAT_INTERVAL_MS = 10_000
 
-/** KEYS: streams hash, instances set. ARGV: instance id, window, then client/count pairs (count 0 deletes). */
+/**
+ * KEYS: streams hash, instances set. ARGV: instance id, window, '1' to replace the whole hash
+ * (else update it), then client/count pairs (count 0 deletes).
+ */
 const WRITE_COUNTS = new RedisScript(`
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-for i = 3, #ARGV, 2 do
+if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
+for i = 4, #ARGV, 2 do
   if ARGV[i + 1] == '0' then redis.call('HDEL', KEYS[1], ARGV[i]) else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -71,17 +75,20 @@ export class Presence {
     await Promise.all([this.link.send('DEL', [this.streamsKey]), this.link.send('ZREM', [this.instancesKey, this.instanceId])]).catch(() => {})
   }
 
-  /** Replaces this instance's hash with what the hub holds now. */
-  private async rewrite(): Promise<void> {
+  /**
+   * Replaces this instance's hash with what the hub holds now, in one script sent at once: the
+   * writes of streams closing after this snapshot reach Redis after it (one connection, in order).
+   */
+  private rewrite(): Promise<void> {
     const pairs: string[] = []
     for (const [clientId, count] of this.local.streamCounts()) pairs.push(clientId, String(count))
-    await this.link.send('DEL', [this.streamsKey]).catch(() => {})
-    await this.write(pairs)
+    return this.write(pairs, true)
   }
 
-  private async write(pairs: string[]): Promise<void> {
+  private async write(pairs: string[], replace = false): Promise<void> {
     if (!this.link.isUp) return
-    await this.link.eval(WRITE_COUNTS, [this.streamsKey, this.instancesKey], [this.instanceId, String(PRESENCE_WINDOW_MS), ...pairs]).catch(() => {})
+    const args = [this.instanceId, String(PRESENCE_WINDOW_MS), replace ? '1' : '0', ...pairs]
+    await this.link.eval(WRITE_COUNTS, [this.streamsKey, this.instancesKey], args).catch(() => {})
   }
 }
 

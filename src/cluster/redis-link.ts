@@ -4,10 +4,12 @@
  * together. Nothing ever waits for a Redis that is not there:
  *
  * - commands are refused at once (`RedisUnavailable`) while the link is down, and every command
- *   has a deadline, because Bun's client would otherwise queue them until Redis returns;
+ *   has a deadline (`RedisTimeout`), because Bun's client would otherwise queue them until Redis
+ *   returns; a missed deadline makes the link check itself at once;
  * - the start never waits for Redis: connecting happens in the background;
- * - a check every second notices a dropped or hung connection (Bun's `onclose` does not always
- *   fire) and, while down, tries again, so the link is back within seconds of Redis;
+ * - a check every second (a PING on both connections) notices a dropped, hung or silently
+ *   half-open connection (Bun's `onclose` does not always fire) and, while down, tries again, so
+ *   the link is back within seconds of Redis;
  * - after a reconnect both clients are new: the subscriptions are made afresh on a fresh client,
  *   never re-made on an old one (which can deliver every message twice);
  * - the outage is logged once when it starts and once when it ends, never per request.
@@ -18,6 +20,9 @@ import type { Metrics } from '../ops/metrics'
 
 /** Why a command was not run: Redis is unreachable right now. */
 export class RedisUnavailable extends Error {}
+
+/** Redis did not answer in time: the command may or may not have run. */
+export class RedisTimeout extends Error {}
 
 /** A Lua script, run by its SHA1 and loaded on the first `NOSCRIPT`. */
 export class RedisScript {
@@ -56,6 +61,7 @@ export class RedisLink {
   /** An outage was logged and its end is still to be logged. */
   private outageLogged = false
   private attempt: Promise<void> | null = null
+  private checking: Promise<void> | null = null
   private checker: Timer | undefined
   private closed = false
   private readonly commandTimeoutMs: number
@@ -100,36 +106,31 @@ export class RedisLink {
   }
 
   /**
-   * Runs one command within the deadline.
+   * Runs one command within its deadline (`timeoutMs`, else the link's).
    * @throws RedisUnavailable at once while the link is down, or when the connection fails now.
+   * @throws RedisTimeout when Redis did not answer in time: the command may still have run.
    */
-  async send(command: string, args: string[]): Promise<unknown> {
+  async send(command: string, args: string[], timeoutMs = this.commandTimeoutMs): Promise<unknown> {
     const client = this.commands
     if (this.state !== 'up' || client === null) throw new RedisUnavailable('Redis is unreachable')
     const started = performance.now()
-    let timer: Timer | undefined
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new CommandTimeout()), this.commandTimeoutMs)
-    })
     try {
-      const reply = await Promise.race([client.send(command, args), deadline])
+      const reply = await withDeadline(client.send(command, args), timeoutMs)
       this.options.metrics.redisCommandDuration.observe((performance.now() - started) / 1000)
       return reply
     } catch (error) {
-      throw this.failed(error, client)
-    } finally {
-      clearTimeout(timer)
+      throw this.failed(error, client, timeoutMs)
     }
   }
 
   /** Runs a script by SHA1, sending its source only when Redis does not have it yet. */
-  async eval(script: RedisScript, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+  async eval(script: RedisScript, keys: readonly string[], args: readonly string[], timeoutMs?: number): Promise<unknown> {
     const rest = [String(keys.length), ...keys, ...args]
     try {
-      return await this.send('EVALSHA', [script.sha, ...rest])
+      return await this.send('EVALSHA', [script.sha, ...rest], timeoutMs)
     } catch (error) {
       if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error
-      return this.send('EVAL', [script.source, ...rest])
+      return this.send('EVAL', [script.source, ...rest], timeoutMs)
     }
   }
 
@@ -142,13 +143,16 @@ export class RedisLink {
     this.options.metrics.redisConnected.set(0)
   }
 
-  /** Classifies a failed command; a lost or hung connection takes the link down. */
-  private failed(error: unknown, client: RedisClient): Error {
+  /**
+   * Classifies a failed command. A lost connection takes the link down; a slow answer alone does
+   * not (a big broadcast can be slow on a healthy Redis), but makes the link check itself now.
+   */
+  private failed(error: unknown, client: RedisClient, timeoutMs: number): Error {
     const metrics = this.options.metrics
     if (error instanceof CommandTimeout) {
       metrics.redisCommandErrors.inc({ kind: 'timeout' })
-      this.goDown(client, 'a command timed out')
-      return new RedisUnavailable(`Redis did not answer within ${this.commandTimeoutMs} ms`)
+      void this.check()
+      return new RedisTimeout(`Redis did not answer within ${timeoutMs} ms`)
     }
     if ((error as { code?: string }).code === SERVER_ERROR_CODE) {
       // NOSCRIPT is how a script gets loaded (see `eval`), not a failure.
@@ -160,14 +164,26 @@ export class RedisLink {
     return new RedisUnavailable(`Redis connection failed: ${(error as Error).message}`)
   }
 
-  /** Every second: is an up link still up? Is a down link back? */
-  private async check(): Promise<void> {
+  /**
+   * Is an up link still up (both connections answer a PING in time: a hung Redis or a silently
+   * dropped socket keeps `.connected` true)? Is a down link back? One check at a time.
+   */
+  private check(): Promise<void> {
+    this.checking ??= this.checkNow().finally(() => (this.checking = null))
+    return this.checking
+  }
+
+  private async checkNow(): Promise<void> {
     if (this.closed) return
     if (this.state !== 'up') return this.reconnect()
-    const client = this.commands!
-    if (!client.connected || !this.subscriber?.connected) return this.goDown(client, 'connection closed')
-    // A hung Redis keeps the socket open: only a reply proves it is there.
-    await this.send('PING', []).catch(() => {})
+    const commands = this.commands!
+    const subscriber = this.subscriber!
+    if (!commands.connected || !subscriber.connected) return this.goDown(commands, 'connection closed')
+    try {
+      await withDeadline(Promise.all([commands.ping(), subscriber.ping()]), this.commandTimeoutMs)
+    } catch (error) {
+      this.goDown(commands, error instanceof CommandTimeout ? `no answer to PING within ${this.commandTimeoutMs} ms` : (error as Error).message)
+    }
   }
 
   private goDown(client: RedisClient, reason: string): void {
@@ -199,8 +215,13 @@ export class RedisLink {
     this.commands = commands
     this.subscriber = subscriber
     try {
-      await Promise.all([commands.connect(), subscriber.connect()])
-      for (const [channel, listener] of this.subscriptions) await subscriber.subscribe(channel, listener)
+      await withDeadline(
+        (async () => {
+          await Promise.all([commands.connect(), subscriber.connect()])
+          for (const [channel, listener] of this.subscriptions) await subscriber.subscribe(channel, listener)
+        })(),
+        this.commandTimeoutMs * 3,
+      )
     } catch (error) {
       if (this.commands === commands) this.dropClients()
       if (this.state !== 'down') {
@@ -238,3 +259,16 @@ export class RedisLink {
 }
 
 class CommandTimeout extends Error {}
+
+/** Resolves or rejects as `promise` does, or rejects with `CommandTimeout` after `ms`. */
+async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: Timer | undefined
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new CommandTimeout()), ms)
+  })
+  try {
+    return await Promise.race([promise, deadline])
+  } finally {
+    clearTimeout(timer)
+  }
+}

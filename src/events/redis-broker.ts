@@ -11,7 +11,7 @@
 import type { EventsConfig } from '../config'
 import type { Presence } from '../cluster/presence'
 import { PRESENCE_WINDOW_MS } from '../cluster/presence'
-import { type RedisLink, RedisUnavailable } from '../cluster/redis-link'
+import { type RedisLink, RedisTimeout, RedisUnavailable } from '../cluster/redis-link'
 import { GatewayError } from '../http/errors'
 import type { Logger } from '../log'
 import type { Metrics } from '../ops/metrics'
@@ -38,6 +38,11 @@ export interface RedisBrokerOptions {
 
 export class RedisBroker implements Broker {
   private readonly channel: string
+  /**
+   * The token of each claim this instance holds, until settled: a settle only counts if the claim
+   * is still ours (a lease that lapsed may have let another instance claim the question).
+   */
+  private readonly claims = new Map<string, string>()
 
   constructor(private readonly options: RedisBrokerOptions) {
     this.channel = `${options.prefix}events`
@@ -108,12 +113,20 @@ export class RedisBroker implements Broker {
 
   async claimAnswer(clientId: string, questionId: string): Promise<AnswerClaim> {
     const keys = this.questionKeys(clientId)
-    return (await this.run(() => this.options.link.eval(CLAIM, keys, [questionId, String(this.options.claimLeaseMs)]))) as AnswerClaim
+    const token = crypto.randomUUID()
+    const claim = (await this.run(() => this.options.link.eval(CLAIM, keys, [questionId, String(this.options.claimLeaseMs), token]))) as AnswerClaim
+    if (claim === 'claimed') this.claims.set(claimKey(clientId, questionId), token)
+    return claim
   }
 
   async settleAnswer(clientId: string, questionId: string, answered: boolean): Promise<void> {
     const keys = this.questionKeys(clientId)
-    await this.run(() => this.options.link.eval(SETTLE, keys, [questionId, answered ? '1' : '0', String(this.options.config.questionTtlMs)]))
+    const key = claimKey(clientId, questionId)
+    const token = this.claims.get(key)
+    this.claims.delete(key)
+    // Not claimed here: nothing of ours to settle.
+    if (token === undefined) return
+    await this.run(() => this.options.link.eval(SETTLE, keys, [questionId, answered ? '1' : '0', String(this.options.config.questionTtlMs), token]))
   }
 
   async close(): Promise<void> {
@@ -163,8 +176,13 @@ export class RedisBroker implements Broker {
       return await command()
     } catch (error) {
       if (error instanceof RedisUnavailable) throw new GatewayError('service_unavailable', 'the event store (Redis) is unreachable; retry shortly')
+      if (error instanceof RedisTimeout) {
+        throw new GatewayError('service_unavailable', 'the event store (Redis) did not answer in time and the request may have taken effect; retry with the same id')
+      }
       this.options.logger.error({ err: (error as Error).message }, 'Redis refused an event-store command')
       throw new GatewayError('service_unavailable', 'the event store (Redis) refused the command; retry shortly')
     }
   }
 }
+
+const claimKey = (clientId: string, questionId: string) => `${clientId}\n${questionId}`

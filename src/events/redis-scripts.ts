@@ -6,7 +6,8 @@
  * Keys (all under `REDIS_KEY_PREFIX`, `<p>` below):
  * - `<p>history:<client>`    Stream; entries `i <event id> e <envelope JSON>`; `MAXLEN SSE_HISTORY`,
  *                            entries older than `SSE_HISTORY_TTL_MS` trimmed, the key expiring with them.
- * - `<p>questions:<client>`  Hash question id → `<expires ms>:<claimed until ms>:<order>:<envelope JSON>`.
+ * - `<p>questions:<client>`  Hash question id → `<expires ms>:<claimed until ms>:<claim token>:<order>:<envelope JSON>`
+ *                            (claimed until 0 and token `-` when not claimed).
  * - `<p>answered:<client>`   Hash question id → ms until which a second answer gets 409.
  * - `<p>events`              Channel: `<origin instance>\n<JSON array of client ids>\n<envelope JSON>`.
  * - presence keys: see `cluster/presence.ts`.
@@ -67,7 +68,7 @@ for _, client in ipairs(targets) do
       if ARGV[9] ~= '' then expires = tonumber(ARGV[9]) end
       redis.call('HDEL', P .. 'answered:' .. client, ARGV[8])
       if expires > now then
-        redis.call('HSET', qkey, ARGV[8], ms(expires) .. ':0:' .. order .. ':' .. ARGV[3])
+        redis.call('HSET', qkey, ARGV[8], ms(expires) .. ':0:-:' .. order .. ':' .. ARGV[3])
         if redis.call('PTTL', qkey) < expires - now then redis.call('PEXPIRE', qkey, ms(expires - now)) end
       end
     end
@@ -107,7 +108,7 @@ export const PENDING = new RedisScript(`${NOW}
 local all = redis.call('HGETALL', KEYS[1])
 local out = {}
 for i = 1, #all, 2 do
-  local expires, claimed, order, envelope = string.match(all[i + 1], '^(%d+):(%d+):(%d+):(.*)$')
+  local expires, claimed, order, envelope = string.match(all[i + 1], '^(%d+):(%d+):[^:]+:(%d+):(.*)$')
   if tonumber(expires) <= now and tonumber(claimed) <= now then
     redis.call('HDEL', KEYS[1], all[i])
   else
@@ -119,7 +120,7 @@ return out
 `)
 
 /**
- * KEYS: 1 questions, 2 answered. ARGV: 1 question id, 2 claim lease ms.
+ * KEYS: 1 questions, 2 answered. ARGV: 1 question id, 2 claim lease ms, 3 claim token.
  * Returns 'claimed', 'answered' or 'unknown' (see `Broker.claimAnswer`). A claim whose holder
  * died lapses after the lease, and the question is pending again.
  */
@@ -130,13 +131,13 @@ if not question then
   if answeredUntil and tonumber(answeredUntil) > now then return 'answered' end
   return 'unknown'
 end
-local expires, claimed, rest = string.match(question, '^(%d+):(%d+):(.*)$')
+local expires, claimed, rest = string.match(question, '^(%d+):(%d+):[^:]+:(.*)$')
 if tonumber(claimed) > now then return 'answered' end
 if tonumber(expires) <= now then
   redis.call('HDEL', KEYS[1], ARGV[1])
   return 'unknown'
 end
-redis.call('HSET', KEYS[1], ARGV[1], expires .. ':' .. ms(now + tonumber(ARGV[2])) .. ':' .. rest)
+redis.call('HSET', KEYS[1], ARGV[1], expires .. ':' .. ms(now + tonumber(ARGV[2])) .. ':' .. ARGV[3] .. ':' .. rest)
 return 'claimed'
 `)
 
@@ -145,14 +146,16 @@ const MAX_ANSWERED_REMEMBERED = 1000
 
 /**
  * KEYS: 1 questions, 2 answered. ARGV: 1 question id, 2 '1' answered / '0' pending again,
- * 3 QUESTION_TTL_MS (how long the answered marker lasts).
+ * 3 QUESTION_TTL_MS (how long the answered marker lasts), 4 the claim's token. A claim that is
+ * no longer this token's (its lease lapsed and another answer claimed it) is left alone.
  */
 export const SETTLE = new RedisScript(`${NOW}
 local question = redis.call('HGET', KEYS[1], ARGV[1])
 if not question then return 0 end
-local expires, claimed, rest = string.match(question, '^(%d+):(%d+):(.*)$')
+local expires, claimed, token, rest = string.match(question, '^(%d+):(%d+):([^:]+):(.*)$')
+if token ~= ARGV[4] then return 0 end
 if ARGV[2] == '0' then
-  redis.call('HSET', KEYS[1], ARGV[1], expires .. ':0:' .. rest)
+  redis.call('HSET', KEYS[1], ARGV[1], expires .. ':0:-:' .. rest)
   return 1
 end
 local ttl = tonumber(ARGV[3])

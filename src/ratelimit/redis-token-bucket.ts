@@ -6,8 +6,9 @@
  * `RATE_LIMIT` per minute), timed by Redis's clock, and its key expires once it would be full
  * again, so Redis holds only active clients.
  *
- * While Redis is unreachable, or a decision fails, the local buckets decide: proxying never
- * waits on Redis, at the cost of each instance granting its own budget during an outage.
+ * While Redis is unreachable, or a decision fails or takes longer than `DECISION_TIMEOUT_MS`,
+ * the local buckets decide: proxying never waits on Redis for long, at the cost of each instance
+ * granting its own budget during an outage.
  */
 import type { RedisLink } from '../cluster/redis-link'
 import { RedisScript } from '../cluster/redis-link'
@@ -31,6 +32,9 @@ redis.call('HSET', KEYS[1], 't', string.format('%.17g', tokens), 'at', string.fo
 redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) / perMs) + 1)
 return { allowed, string.format('%.17g', tokens) }
 `)
+
+/** A shared decision slower than this is abandoned for the local one (a hung Redis costs a request this much, once). */
+export const DECISION_TIMEOUT_MS = 100
 
 export interface SharedLimiterOptions {
   link: RedisLink
@@ -61,7 +65,10 @@ export class RedisTokenBucketLimiter implements RateLimiter {
 
   private async takeShared(key: string): Promise<RateDecision> {
     try {
-      const [allowed, tokens] = (await this.options.link.eval(TAKE, [this.keyPrefix + key], [this.capacity, String(this.tokensPerMs)])) as [number, string]
+      const [allowed, tokens] = (await this.options.link.eval(TAKE, [this.keyPrefix + key], [this.capacity, String(this.tokensPerMs)], DECISION_TIMEOUT_MS)) as [
+        number,
+        string,
+      ]
       return rateDecision(allowed === 1, Number(tokens), this.options.capacity, this.tokensPerMs)
     } catch {
       return this.options.fallback.take(key)

@@ -6,7 +6,6 @@ import { type MockBackend, startBackend } from '../helpers/backend'
 import { type GatewayProcess, startGatewayProcess } from '../helpers/gateway-process'
 import { type TestRedis, startRedis } from '../helpers/redis'
 import { type TestStream, openStream, publish } from '../helpers/sse-client'
-import { waitFor } from '../helpers/wait'
 
 let redis: TestRedis
 let hitl: MockBackend

@@ -27,13 +27,14 @@ export async function startRedis({ persistent = false } = {}): Promise<TestRedis
   const port = await closedPort()
   const dir = persistent ? `${tmpdir()}/gw-redis-${port}-${Date.now()}` : undefined
   if (dir !== undefined) mkdirSync(dir, { recursive: true })
-  let server: Subprocess | undefined
+  let server: Subprocess<'ignore', 'pipe', 'pipe'> | undefined
 
   const start = async () => {
     const args = ['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '']
     args.push(...(dir !== undefined ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir] : ['--appendonly', 'no']))
-    server = Bun.spawn(args, { stdout: 'pipe', stderr: 'pipe' })
-    const reader = server.stdout.getReader()
+    const child = Bun.spawn(args, { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' })
+    server = child
+    const reader = child.stdout.getReader()
     let seen = ''
     const decoder = new TextDecoder()
     while (!seen.includes('Ready to accept connections')) {
@@ -42,7 +43,7 @@ export async function startRedis({ persistent = false } = {}): Promise<TestRedis
       seen += decoder.decode(value)
     }
     reader.releaseLock()
-    void server.stdout.pipeTo(new WritableStream())
+    void child.stdout.pipeTo(new WritableStream())
   }
 
   await start()
