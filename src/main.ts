@@ -47,6 +47,8 @@ logger.info(
     port: server.port,
     services: Object.fromEntries([...config.services].map(([name, service]) => [name, service.url])),
     rate_limit: config.rateLimit,
+    // Never the URL itself: it may carry a password.
+    cluster_mode: config.redisUrl !== null,
   },
   'api-gateway listening',
 )
