@@ -15,6 +15,12 @@ import { RedisScript } from '../cluster/redis-link'
 import { type RateDecision, type RateLimiter, type TokenBucketLimiter, rateDecision } from './token-bucket'
 
 /**
+ * The same bucket in the GCRA form: one string per key holding the time (Redis clock, ms) at
+ * which the bucket will be full again. Tokens left = capacity − (full − now) × rate. Taking a
+ * token moves that time one token's worth later; a refusal writes nothing. Against a hash of
+ * tokens and last refill, this needs 2 commands instead of 4 and measured about 15% less Redis
+ * CPU per decision (BENCHMARKS.md, "Cluster mode").
+ *
  * KEYS: 1 bucket. ARGV: 1 capacity, 2 tokens per ms.
  * Returns { allowed (0/1), tokens left as a string } (Lua numbers would be cut to integers).
  */
@@ -22,15 +28,13 @@ const TAKE = new RedisScript(`
 local capacity, perMs = tonumber(ARGV[1]), tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
-local bucket = redis.call('HMGET', KEYS[1], 't', 'at')
-local tokens, at = tonumber(bucket[1]), tonumber(bucket[2])
-if tokens == nil or at == nil then tokens, at = capacity, now end
-tokens = math.min(capacity, tokens + math.max(0, now - at) * perMs)
-local allowed = 0
-if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
-redis.call('HSET', KEYS[1], 't', string.format('%.17g', tokens), 'at', string.format('%.17g', now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) / perMs) + 1)
-return { allowed, string.format('%.17g', tokens) }
+local full = tonumber(redis.call('GET', KEYS[1])) or now
+if full < now then full = now end
+local tokens = capacity - (full - now) * perMs
+if tokens < 1 then return { 0, string.format('%.17g', tokens) } end
+full = full + 1 / perMs
+redis.call('SET', KEYS[1], string.format('%.17g', full), 'PX', math.ceil(full - now) + 1)
+return { 1, string.format('%.17g', tokens - 1) }
 `)
 
 /** A shared decision slower than this is abandoned for the local one (a hung Redis costs a request this much, once). */
