@@ -189,13 +189,14 @@ export class RedisLink {
   private goDown(client: RedisClient, reason: string): void {
     // A late failure of a client already replaced says nothing about the current one.
     if (this.closed || this.state !== 'up' || client !== this.commands) return
+    this.markDown(reason)
+  }
+
+  /** Down (a lost link, or a first connect that failed): clients dropped, the outage logged once. */
+  private markDown(reason: string): void {
     this.state = 'down'
     this.options.metrics.redisConnected.set(0)
     this.dropClients()
-    this.logOutage(reason)
-  }
-
-  private logOutage(reason: string): void {
     if (this.outageLogged) return
     this.outageLogged = true
     this.options.logger.error({ err: reason }, 'Redis unreachable: publishing and answering refused, rate limits local, until it returns')
@@ -223,11 +224,8 @@ export class RedisLink {
         this.commandTimeoutMs * 3,
       )
     } catch (error) {
-      if (this.commands === commands) this.dropClients()
-      if (this.state !== 'down') {
-        this.state = 'down'
-        this.logOutage((error as Error).message)
-      }
+      // Not ours any more only after close(), which has already taken the link down.
+      if (this.commands === commands) this.markDown((error as Error).message)
       return
     }
     if (this.closed || this.commands !== commands) {

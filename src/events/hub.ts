@@ -39,7 +39,7 @@ export class Hub implements ConnectionOwner {
 
   /** Each client with streams here, and how many. */
   *streamCounts(): Iterable<[string, number]> {
-    for (const [clientId, streams] of this.byClient) yield [clientId, streams instanceof Set ? streams.size : 1]
+    for (const [clientId, streams] of this.byClient) yield [clientId, countOf(streams)]
   }
 
   /** Whether `clientId` has a stream here. */
@@ -62,7 +62,7 @@ export class Hub implements ConnectionOwner {
     if (existing === undefined) this.byClient.set(clientId, connection)
     else if (existing instanceof Set) existing.add(connection)
     else this.byClient.set(clientId, new Set([existing, connection]))
-    this.countListener?.(clientId, existing === undefined ? 1 : existing instanceof Set ? existing.size : 2)
+    this.countListener?.(clientId, countOf(this.byClient.get(clientId)))
     this.connections++
     this.metrics.sseConnections.inc()
     this.logger.info({ client_id: clientId, ...details }, 'Event stream opened')
@@ -118,8 +118,7 @@ export class Hub implements ConnectionOwner {
       if (streams.size === 1) this.byClient.set(connection.clientId, [...streams][0]!)
     }
     if (removed) {
-      const left = this.byClient.get(connection.clientId)
-      this.countListener?.(connection.clientId, left === undefined ? 0 : left instanceof Set ? left.size : 1)
+      this.countListener?.(connection.clientId, countOf(this.byClient.get(connection.clientId)))
       this.connections--
       this.metrics.sseConnections.dec()
     }
@@ -129,4 +128,9 @@ export class Hub implements ConnectionOwner {
       'Event stream closed',
     )
   }
+}
+
+/** How many streams one entry of `byClient` holds (none for a client without one). */
+function countOf(streams: SseConnection | Set<SseConnection> | undefined): number {
+  return streams === undefined ? 0 : streams instanceof Set ? streams.size : 1
 }

@@ -53,7 +53,7 @@ export class RedisBroker implements Broker {
   }
 
   async publish(target: PublishTarget, envelope: EventEnvelope, publisherId = false): Promise<PublishOutcome> {
-    const { config, prefix, presence, hub, metrics } = this.options
+    const { config, prefix, presence } = this.options
     const question = envelope.event_type === QUESTION_EVENT_TYPE ? (envelope.data as { question_id: string; expires_at?: string }) : undefined
     const expiresAt = question?.expires_at === undefined ? '' : String(Date.parse(question.expires_at))
     const reply = (await this.run(() =>
@@ -79,10 +79,7 @@ export class RedisBroker implements Broker {
     )) as [number, number, string[]]
     const [delivered, targets, fresh] = reply
     // This instance's own streams get it now; the other instances hear it on the channel.
-    const frame = frameEvent(envelope)
-    let local = 0
-    for (const clientId of fresh) local += hub.deliver(clientId, frame, envelope.id)
-    metrics.sseEventsDelivered.inc(local)
+    this.deliverHere(fresh, envelope)
     return { delivered, duplicate: targets > 0 && fresh.length === 0 }
   }
 
@@ -141,7 +138,7 @@ export class RedisBroker implements Broker {
     if (firstBreak === -1 || secondBreak === -1) return
     // Published here: already delivered by `publish`.
     if (message.slice(0, firstBreak) === this.options.presence.instanceId) return
-    const { hub, metrics, logger } = this.options
+    const { metrics, logger } = this.options
     let targets: string[]
     let envelope: EventEnvelope
     try {
@@ -152,6 +149,12 @@ export class RedisBroker implements Broker {
       return
     }
     metrics.clusterEventsRelayed.inc()
+    this.deliverHere(targets, envelope)
+  }
+
+  /** Queues the event to this instance's streams of `targets`, framing it only if one is here. */
+  private deliverHere(targets: readonly string[], envelope: EventEnvelope): void {
+    const hub = this.options.hub
     let frame: Uint8Array | undefined
     let delivered = 0
     for (const clientId of targets) {
@@ -159,7 +162,7 @@ export class RedisBroker implements Broker {
       frame ??= frameEvent(envelope)
       delivered += hub.deliver(clientId, frame, envelope.id)
     }
-    metrics.sseEventsDelivered.inc(delivered)
+    this.options.metrics.sseEventsDelivered.inc(delivered)
   }
 
   private questionKeys(clientId: string): string[] {

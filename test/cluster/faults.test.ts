@@ -29,19 +29,17 @@ function reconnectingClient(gatewayUrl: string, clientId: string) {
         connections++
         current = stream
         let seen = 0
-        const pump = setInterval(() => {
+        const takeNew = () => {
           for (; seen < stream.events.length; seen++) {
             const event = stream.events[seen]!
             received.push(event)
             if (event.id !== undefined) lastId = event.id
           }
-        }, 5)
+        }
+        const pump = setInterval(takeNew, 5)
         await stream.ended
         clearInterval(pump)
-        for (; seen < stream.events.length; seen++) {
-          received.push(stream.events[seen]!)
-          if (stream.events[seen]!.id !== undefined) lastId = stream.events[seen]!.id
-        }
+        takeNew()
       } catch {
         // The gateway refused or vanished: try again, as a browser would.
       }
