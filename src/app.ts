@@ -4,6 +4,7 @@
  */
 import { Elysia } from 'elysia'
 import type { Server } from 'bun'
+import { Authenticator } from './auth/authenticator'
 import { type Cluster, joinCluster } from './cluster/cluster'
 import type { Config } from './config'
 import type { Broker } from './events/broker'
@@ -13,6 +14,7 @@ import { eventsRoutes } from './events/plugin'
 import { PublisherAuth } from './events/publisher-auth'
 import { CorsPolicy } from './http/cors'
 import { GatewayError } from './http/errors'
+import { loadTls } from './http/tls'
 import type { Logger } from './log'
 import { Lifecycle } from './ops/lifecycle'
 import { Metrics } from './ops/metrics'
@@ -53,9 +55,12 @@ export interface Gateway {
 
 /**
  * @example const gateway = createGateway({ config, logger }); gateway.listen()
+ * @throws ConfigError when the TLS files cannot serve (README, "TLS").
  */
 export function createGateway({ config, logger }: GatewayOptions): Gateway {
+  const tls = config.tls === null ? undefined : loadTls(config.tls)
   const metrics = new Metrics()
+  const authenticator = Authenticator.create(config.auth, logger, metrics)
   const hub = new Hub(config.events.heartbeatMs, config.events.buffer, metrics, logger)
   const cluster = joinCluster(config, hub, logger, metrics)
   const broker = createBroker(config, hub, metrics, logger, cluster)
@@ -79,12 +84,13 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
     // Registered before the routes: Elysia applies a hook only to routes added after it.
     .onError({ as: 'global' }, ({ request, code, error }) => routeFailure(request, code, error, logger))
     .use(opsRoutes({ version: VERSION, lifecycle, metrics, redis: cluster === null ? null : () => cluster.link.isUp }))
-    .use(eventsRoutes({ config: config.events, broker, hub, hitl: upstreams.get('hitl')!, logger, metrics, cors }))
+    .use(eventsRoutes({ config: config.events, broker, hub, hitl: upstreams.get('hitl')!, logger, metrics, cors, authenticator }))
   const pipeline = new Pipeline({
     config,
     cors,
     limiter,
     publisherAuth: new PublisherAuth(config.events.publishToken),
+    authenticator,
     upstreams,
     metrics,
     accessLog: new AccessLog(logger),
@@ -104,6 +110,8 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
       server = Bun.serve({
         port,
         hostname: config.host,
+        // HTTPS only, with Bun's native TLS, when TLS_CERT_FILE and TLS_KEY_FILE are set.
+        tls,
         idleTimeout: CLIENT_IDLE_TIMEOUT_SECONDS,
         // Bodies are bounded by MAX_BODY_BYTES in the pipeline, with a JSON 413; Bun's own limit would answer first and bare.
         maxRequestBodySize: Number.MAX_SAFE_INTEGER,
@@ -117,6 +125,7 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
       hub.stop()
       await broker.close()
       upstreams.close()
+      authenticator?.close()
       return drained
     },
   }

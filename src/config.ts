@@ -30,6 +30,28 @@ export interface EventsConfig {
   hitlResponsePath: string
 }
 
+/** Authentication (README, "Authentication"): exactly one of `jwtSecret` and `jwksUrl` is set. */
+export interface AuthConfig {
+  /** HS256 key (the setting's UTF-8 bytes), or null with `jwksUrl`. */
+  jwtSecret: string | null
+  /** Where the RS256/ES256 public keys are, or null with `jwtSecret`. */
+  jwksUrl: URL | null
+  /** Required `iss`, or null for any. */
+  issuer: string | null
+  /** Required `aud`, or null for any. */
+  audience: string | null
+  /** The claim that must equal `:client_id` on the event routes. */
+  clientClaim: string
+  /** The cookie that may carry the token. */
+  cookie: string
+}
+
+/** HTTPS on `PORT`: the PEM files, read and checked when the gateway starts. */
+export interface TlsConfig {
+  certFile: string
+  keyFile: string
+}
+
 export interface Config {
   port: number
   host: string
@@ -47,6 +69,10 @@ export interface Config {
   /** Cluster mode's Redis (`redis://` or `rediss://`), or null for the embedded single process. */
   redisUrl: string | null
   redisKeyPrefix: string
+  /** Null: authentication is off. */
+  auth: AuthConfig | null
+  /** Null: plain HTTP. */
+  tls: TlsConfig | null
 }
 
 /** A setting the operator got wrong; `main` prints `message` as one line and exits 1. */
@@ -148,6 +174,26 @@ const redisUrl = (value: string, variable: string): string | null => {
   return value.trim()
 }
 
+/** An http(s) URL, or null when empty. */
+const optionalHttpUrl = (value: string, variable: string): URL | null => {
+  if (value.trim() === '') return null
+  let parsed: URL | undefined
+  try {
+    parsed = new URL(value.trim())
+  } catch {}
+  if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.hostname === '') throw invalid(variable, value, 'an http:// or https:// URL')
+  return parsed
+}
+
+/** Empty stays null; anything else is kept as written (no trimming: a secret's bytes are its value). */
+const optionalText = (value: string): string | null => (value === '' ? null : value)
+
+/** A cookie or claim name: an RFC 6265 token (§4.1.1), which also suits a JSON claim name. */
+const tokenName = (value: string, variable: string): string => {
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(value)) throw invalid(variable, value, 'a name of letters, digits and !#$%&\'*+-.^_`|~')
+  return value
+}
+
 /**
  * A setting of a feature this version does not have. Starting anyway would silently ignore the
  * operator, so any value but `allowed` stops the start.
@@ -179,14 +225,15 @@ export const SETTINGS = {
   redisUrl: setting('REDIS_URL', '', 'cluster mode: redis://[user:password@]host:port[/db] or rediss://', redisUrl),
   redisKeyPrefix: setting('REDIS_KEY_PREFIX', 'gw:', 'prefix of every Redis key and channel', text),
   workers: setting('WORKERS', '1', 'gateway processes sharing the port (only 1 is supported yet)', notBuiltYet('more than one worker', '1')),
-  authJwtSecret: setting('AUTH_JWT_SECRET', '', 'authentication (not supported yet: the gateway refuses to start)', notBuiltYet('authentication')),
-  authJwksUrl: setting('AUTH_JWKS_URL', '', 'authentication (not supported yet)', notBuiltYet('authentication')),
-  authIssuer: setting('AUTH_ISSUER', '', 'authentication (not supported yet)', notBuiltYet('authentication')),
-  authAudience: setting('AUTH_AUDIENCE', '', 'authentication (not supported yet)', notBuiltYet('authentication')),
-  authClientClaim: setting('AUTH_CLIENT_CLAIM', '', 'authentication (not supported yet)', notBuiltYet('authentication')),
-  authCookie: setting('AUTH_COOKIE', '', 'authentication (not supported yet)', notBuiltYet('authentication')),
-  tlsCertFile: setting('TLS_CERT_FILE', '', 'HTTPS (not supported yet: the gateway refuses to start)', notBuiltYet('TLS')),
-  tlsKeyFile: setting('TLS_KEY_FILE', '', 'HTTPS (not supported yet)', notBuiltYet('TLS')),
+  // The secret is never echoed: no parse of it can fail, and errors about it name only the variable.
+  authJwtSecret: setting('AUTH_JWT_SECRET', '', 'authentication with HS256 tokens: the shared secret (use 32 bytes or more)', optionalText),
+  authJwksUrl: setting('AUTH_JWKS_URL', '', 'authentication with RS256/ES256 tokens: URL of the JSON Web Key Set', optionalHttpUrl),
+  authIssuer: setting('AUTH_ISSUER', '', 'required iss of every token', optionalText),
+  authAudience: setting('AUTH_AUDIENCE', '', 'required aud of every token', optionalText),
+  authClientClaim: setting('AUTH_CLIENT_CLAIM', 'sub', 'the token claim that must equal :client_id on event routes', tokenName),
+  authCookie: setting('AUTH_COOKIE', 'access_token', 'cookie that may carry the token', tokenName),
+  tlsCertFile: setting('TLS_CERT_FILE', '', 'HTTPS: PEM certificate (chain) file; needs TLS_KEY_FILE', optionalText),
+  tlsKeyFile: setting('TLS_KEY_FILE', '', 'HTTPS: PEM private key file; needs TLS_CERT_FILE', optionalText),
   upstreamRetries: setting('UPSTREAM_RETRIES', '', 'retries on another instance (not supported yet)', notBuiltYet('upstream retries')),
   circuitFailures: setting('CIRCUIT_FAILURES', '', 'instance ejection (not supported yet)', notBuiltYet('instance ejection')),
   circuitCooldownMs: setting('CIRCUIT_COOLDOWN_MS', '', 'instance ejection (not supported yet)', notBuiltYet('instance ejection')),
@@ -242,7 +289,28 @@ export function loadConfig(env: Env): Config {
     corsOrigins: values.corsOrigins,
     redisUrl: values.redisUrl,
     redisKeyPrefix: values.redisKeyPrefix,
+    auth: authConfig(values),
+    tls: tlsConfig(values),
   }
+}
+
+/** Authentication is on with a secret or a JWKS URL, never both. */
+function authConfig(values: SettingValues): AuthConfig | null {
+  const { authJwtSecret: jwtSecret, authJwksUrl: jwksUrl } = values
+  if (jwtSecret !== null && jwksUrl !== null) {
+    throw new ConfigError('AUTH_JWT_SECRET and AUTH_JWKS_URL are both set: choose one (HS256 with a secret, or RS256/ES256 keys from a JWKS)')
+  }
+  if (jwtSecret === null && jwksUrl === null) return null
+  return { jwtSecret, jwksUrl, issuer: values.authIssuer, audience: values.authAudience, clientClaim: values.authClientClaim, cookie: values.authCookie }
+}
+
+/** HTTPS needs both files; the files themselves are read at start (`src/http/tls.ts`). */
+function tlsConfig(values: SettingValues): TlsConfig | null {
+  const { tlsCertFile: certFile, tlsKeyFile: keyFile } = values
+  if (certFile === null && keyFile === null) return null
+  if (certFile === null) throw new ConfigError(`TLS_KEY_FILE=${JSON.stringify(keyFile)} is set without TLS_CERT_FILE: HTTPS needs both`)
+  if (keyFile === null) throw new ConfigError(`TLS_CERT_FILE=${JSON.stringify(certFile)} is set without TLS_KEY_FILE: HTTPS needs both`)
+  return { certFile, keyFile }
 }
 
 /** Every entry of `SETTINGS`, read from `env` (an unset or empty variable takes the default). */

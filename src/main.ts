@@ -18,19 +18,24 @@ if (args.length > 0) {
   process.exit(1)
 }
 
-let config
-try {
-  config = loadConfig(process.env)
-} catch (error) {
-  if (!(error instanceof ConfigError)) throw error
-  process.stderr.write(`api-gateway: ${error.message}\n`)
-  process.exit(1)
+/** `make()`, or the end of the start with one line when a setting is wrong (README, "Configuration"). */
+function orExitOnConfigError<T>(make: () => T): T {
+  try {
+    return make()
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    process.stderr.write(`api-gateway: ${error.message}\n`)
+    process.exit(1)
+  }
 }
+
+const config = orExitOnConfigError(() => loadConfig(process.env))
 
 const logger = createLogger(config.logLevel)
 // Log lines are written in batches: whatever waits goes out before the process ends.
 process.on('exit', () => logger.flush())
-const gateway = createGateway({ config, logger })
+// The TLS files are read here: a wrong one stops the start like a wrong setting.
+const gateway = orExitOnConfigError(() => createGateway({ config, logger }))
 let server
 try {
   server = gateway.listen()
@@ -49,6 +54,8 @@ logger.info(
     rate_limit: config.rateLimit,
     // Never the URL itself: it may carry a password.
     cluster_mode: config.redisUrl !== null,
+    authentication: config.auth === null ? 'off' : config.auth.jwtSecret !== null ? 'hs256' : 'jwks',
+    tls: config.tls !== null,
   },
   'api-gateway listening',
 )

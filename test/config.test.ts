@@ -91,6 +91,10 @@ describe('bad settings stop the start', () => {
     ['REDIS_URL', 'redis://'],
     ['REDIS_URL', 'redis://127.0.0.1:6379/db1'],
     ['REDIS_URL', 'redis://127.0.0.1:6379?x=1'],
+    ['AUTH_JWKS_URL', 'file:///etc/jwks.json'],
+    ['AUTH_JWKS_URL', 'not a url'],
+    ['AUTH_CLIENT_CLAIM', 'client id'],
+    ['AUTH_COOKIE', 'a;b'],
   ]
   for (const [name, value] of cases) {
     test(`${name}=${value} is refused with a message naming the variable`, () => {
@@ -115,9 +119,6 @@ describe('bad settings stop the start', () => {
   })
 
   const unsupported: [string, string][] = [
-    ['AUTH_JWT_SECRET', 's3cret'],
-    ['AUTH_JWKS_URL', 'https://issuer/jwks.json'],
-    ['TLS_CERT_FILE', '/etc/cert.pem'],
     ['WORKERS', '2'],
     ['UPSTREAM_RETRIES', '2'],
     ['CIRCUIT_FAILURES', '3'],
@@ -136,6 +137,28 @@ describe('bad settings stop the start', () => {
     for (const url of ['redis://127.0.0.1:6379', 'redis://user:pa%40ss@redis.internal:6380/3', 'rediss://cache.example.com', 'redis://h/'])
       expect(loadConfig({ REDIS_URL: url }).redisUrl).toBe(url)
     expect(loadConfig({}).redisUrl).toBeNull()
+  })
+
+  test('authentication is off by default; a secret or a JWKS URL turns it on with the documented defaults', () => {
+    expect(loadConfig({}).auth).toBeNull()
+    expect(loadConfig({ AUTH_JWT_SECRET: ' spaces count ' }).auth).toEqual({
+      jwtSecret: ' spaces count ',
+      jwksUrl: null,
+      issuer: null,
+      audience: null,
+      clientClaim: 'sub',
+      cookie: 'access_token',
+    })
+    const jwks = loadConfig({ AUTH_JWKS_URL: 'https://id.example.com/jwks.json', AUTH_ISSUER: 'https://id.example.com/', AUTH_AUDIENCE: 'api' }).auth!
+    expect([jwks.jwksUrl?.href, jwks.issuer, jwks.audience]).toEqual(['https://id.example.com/jwks.json', 'https://id.example.com/', 'api'])
+  })
+
+  test('AUTH_JWT_SECRET with AUTH_JWKS_URL stops the start, and the message never shows the secret', () => {
+    const run = runMain({ AUTH_JWT_SECRET: 'do-not-print-me', AUTH_JWKS_URL: 'https://id.example.com/jwks.json' })
+    expect(run.exitCode).toBe(1)
+    expect(run.stderr.trim().split('\n')).toHaveLength(1)
+    expect(run.stderr).toContain('AUTH_JWT_SECRET and AUTH_JWKS_URL are both set')
+    expect(run.stderr + run.stdout).not.toContain('do-not-print-me')
   })
 
   test('WORKERS=1 is a plain process, as by default', () => {

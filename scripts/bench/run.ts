@@ -8,6 +8,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { CLIENT_CORE, CORES, SERVER_CORE } from './processes'
+import { type AuthRound, runAuthScenarios } from './auth-scenarios'
 import { type EventRound, type LimiterRound, runClusterScenarios } from './cluster-scenarios'
 import { type LadderResult, runLadder } from './ladder-scenarios'
 import { type RoundResult, runProxyScenarios } from './proxy-scenarios'
@@ -15,7 +16,7 @@ import { type SseResult, runSseScenario } from './sse-scenarios'
 
 const ROOT = new URL('../..', import.meta.url).pathname
 const quick = process.argv.includes('--quick')
-/** `--only proxy|ladder|sse|limiter|cluster`: one part, for tuning sessions. */
+/** `--only proxy|ladder|sse|limiter|cluster|auth`: one part, for tuning sessions. */
 const only = process.argv[process.argv.indexOf('--only') + 1]
 const runs = (part: string) => !process.argv.includes('--only') || only === part
 const log = (line: string) => console.log(line)
@@ -97,6 +98,14 @@ if (runs('cluster')) {
   printClusterTables(cluster)
 }
 
+let auth: AuthRound[] | undefined
+if (runs('auth')) {
+  const authPlan = { rounds: quick ? 2 : 5, seconds: quick ? 3 : 8, connections: 64 }
+  log(`\nAuthentication (wrk -t1 -c${authPlan.connections}, ${authPlan.rounds} interleaved rounds of ${authPlan.seconds} s): proxy throughput by token kind, against authentication off`)
+  auth = await runAuthScenarios({ ...authPlan, binary }, log)
+  printAuthTable(auth)
+}
+
 const results = {
   date: started.toISOString(),
   mode: quick ? 'quick' : 'full',
@@ -109,6 +118,7 @@ const results = {
   retention,
   limiter,
   cluster,
+  auth,
 }
 mkdirSync(`${ROOT}bench-results`, { recursive: true })
 const json = JSON.stringify(results, null, 2)
@@ -234,6 +244,19 @@ function printClusterTables({ events, limiter }: { events: EventRound[]; limiter
     const rows = limiter.filter((l) => l.limiter === kind)
     log(
       `| ${kind} | ${Math.round(by(rows, (r) => r.requestsPerSecond))} | ${(by(rows, (r) => r.requestsPerSecond) / by(local, (r) => r.requestsPerSecond)).toFixed(2)} | ${by(rows, (r) => r.p50Ms).toFixed(2)} | ${by(rows, (r) => r.p99Ms).toFixed(2)} | ${(by(rows, (r) => r.p99Ms) / by(local, (r) => r.p99Ms)).toFixed(2)} | ${rows.reduce((s, r) => s + r.errors, 0)} |`,
+    )
+  }
+}
+
+function printAuthTable(rounds: AuthRound[]): void {
+  const by = (rows: AuthRound[], pick: (row: AuthRound) => number) => median(rows.map(pick))
+  const off = rounds.filter((r) => r.scenario === 'off')
+  log('\n| authentication | req/s (median) | × off | p50 ms | p99 ms | p99 × off | errors |')
+  log('|---|---|---|---|---|---|---|')
+  for (const scenario of ['off', 'hs256', 'rs256', 'hs256-distinct', 'rs256-distinct'] as const) {
+    const rows = rounds.filter((r) => r.scenario === scenario)
+    log(
+      `| ${scenario} | ${Math.round(by(rows, (r) => r.requestsPerSecond))} | ${(by(rows, (r) => r.requestsPerSecond) / by(off, (r) => r.requestsPerSecond)).toFixed(2)} | ${by(rows, (r) => r.p50Ms).toFixed(2)} | ${by(rows, (r) => r.p99Ms).toFixed(2)} | ${(by(rows, (r) => r.p99Ms) / by(off, (r) => r.p99Ms)).toFixed(2)} | ${rows.reduce((s, r) => s + r.errors, 0)} |`,
     )
   }
 }

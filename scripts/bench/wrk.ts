@@ -10,11 +10,21 @@ export interface WrkResult {
   errors: number
 }
 
+export interface WrkOptions {
+  seconds: number
+  connections: number
+  /** Extra request headers (`-H`). */
+  headers?: Record<string, string>
+  /** A wrk Lua script (`-s`), e.g. one that varies a header per request. */
+  script?: string
+}
+
 /**
  * @example await runWrk('http://127.0.0.1:8081/api/v1/bench/x', { seconds: 10, connections: 64 })
  */
-export async function runWrk(url: string, options: { seconds: number; connections: number }): Promise<WrkResult> {
-  const command = pinned(CLIENT_CORE, ['wrk', '-t1', `-c${options.connections}`, `-d${options.seconds}s`, '--latency', url])
+export async function runWrk(url: string, options: WrkOptions): Promise<WrkResult> {
+  const extra = [...Object.entries(options.headers ?? {}).flatMap(([name, value]) => ['-H', `${name}: ${value}`]), ...(options.script ? ['-s', options.script] : [])]
+  const command = pinned(CLIENT_CORE, ['wrk', '-t1', `-c${options.connections}`, `-d${options.seconds}s`, '--latency', ...extra, url])
   const child = Bun.spawn(command, { stdout: 'pipe', stderr: 'pipe' })
   const output = await new Response(child.stdout).text()
   if ((await child.exited) !== 0) throw new Error(`wrk failed: ${await new Response(child.stderr).text()}`)

@@ -3,6 +3,7 @@
  * `client_id`, with `Idempotency-Key: <client_id>:<question_id>` so the service can dedupe
  * retries. It goes through the upstream module like any proxied request.
  */
+import { AUTH_SUBJECT_HEADER } from '../proxy/headers'
 import type { Upstream } from '../upstream/upstream'
 
 export interface AnswerDelivery {
@@ -12,6 +13,8 @@ export interface AnswerDelivery {
   questionId: string
   body: Record<string, unknown>
   requestId: string
+  /** The answering person's `sub`, when authentication is on. */
+  subject?: string
 }
 
 /**
@@ -20,14 +23,16 @@ export interface AnswerDelivery {
  * @throws UpstreamFailure when the service cannot be reached or does not answer in time.
  */
 export function forwardAnswer(hitl: Upstream, delivery: AnswerDelivery): Promise<Response> {
+  const headers = new Headers({
+    'content-type': 'application/json',
+    'idempotency-key': `${delivery.clientId}:${delivery.questionId}`,
+    'x-request-id': delivery.requestId,
+  })
+  if (delivery.subject !== undefined) headers.set(AUTH_SUBJECT_HEADER, delivery.subject)
   return hitl.call({
     method: 'POST',
     target: delivery.responsePath.replaceAll('{question_id}', encodeURIComponent(delivery.questionId)),
-    headers: new Headers({
-      'content-type': 'application/json',
-      'idempotency-key': `${delivery.clientId}:${delivery.questionId}`,
-      'x-request-id': delivery.requestId,
-    }),
+    headers,
     body: JSON.stringify({ ...delivery.body, client_id: delivery.clientId }),
     declaredLength: null,
   })

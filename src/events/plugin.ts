@@ -4,6 +4,7 @@
  * streams; who may publish was settled by the pipeline's authenticate step.
  */
 import { Elysia } from 'elysia'
+import type { Authenticator } from '../auth/authenticator'
 import type { EventsConfig } from '../config'
 import { readJsonObject } from '../http/body'
 import { GatewayError } from '../http/errors'
@@ -33,6 +34,8 @@ export interface EventsDependencies {
   metrics: Metrics
   /** For the gateway headers of event streams, added before their Response exists (see respond.ts). */
   cors: CorsPolicy
+  /** With authentication on: subscribing and answering are for the token's own client only. */
+  authenticator: Authenticator | null
 }
 
 interface Params {
@@ -43,8 +46,8 @@ interface Params {
 export function eventsRoutes(deps: EventsDependencies) {
   return new Elysia({ name: 'events' })
     .use(requestContext)
-    .get(EVENTS_ROUTES.subscribe, ({ ctx, params }) => subscribe(deps, ctx, validClientId(params as Params)))
-    .post(EVENTS_ROUTES.answer, ({ ctx, params }) => answer(deps, ctx, validClientId(params as Params)), { parse: 'none' })
+    .get(EVENTS_ROUTES.subscribe, ({ ctx, params }) => subscribe(deps, ctx, ownClientId(deps, ctx, params as Params)))
+    .post(EVENTS_ROUTES.answer, ({ ctx, params }) => answer(deps, ctx, ownClientId(deps, ctx, params as Params)), { parse: 'none' })
     .post(EVENTS_ROUTES.publish, ({ ctx, params }) => publish(deps, ctx, validClientId(params as Params)), { parse: 'none' })
     .post(EVENTS_ROUTES.broadcast, ({ ctx }) => publish(deps, ctx, undefined), { parse: 'none' })
 }
@@ -56,6 +59,13 @@ function validClientId(params: Params): string {
   if (clientId === undefined || !IDENTIFIER_PATTERN.test(clientId)) {
     throw new GatewayError('bad_request', 'client_id must be 1-128 characters of [A-Za-z0-9._:-]')
   }
+  return clientId
+}
+
+/** The `:client_id` of a person's route: valid, and the token's own when authentication is on (else 403). */
+function ownClientId(deps: EventsDependencies, ctx: RequestContext, params: Params): string {
+  const clientId = validClientId(params)
+  deps.authenticator?.requireClient(ctx, clientId)
   return clientId
 }
 
@@ -113,7 +123,7 @@ async function answer(deps: EventsDependencies, ctx: RequestContext, clientId: s
   let reply: Response
   let replyBody: ArrayBuffer
   try {
-    reply = await forwardAnswer(deps.hitl, { responsePath: config.hitlResponsePath, clientId, questionId, body, requestId })
+    reply = await forwardAnswer(deps.hitl, { responsePath: config.hitlResponsePath, clientId, questionId, body, requestId, subject: ctx.principal?.subject })
     replyBody = await reply.arrayBuffer()
   } catch (error) {
     await broker.settleAnswer(clientId, questionId, false).catch(() => {})

@@ -7,7 +7,7 @@ import { errorResponse } from './errors'
 
 const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
 /** Response headers a browser script may read besides the CORS-safelisted ones. */
-const EXPOSED_HEADERS = 'X-Request-Id, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After'
+const EXPOSED_HEADERS = 'X-Request-Id, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, WWW-Authenticate'
 const PREFLIGHT_MAX_AGE_SECONDS = '600'
 
 export class CorsPolicy {

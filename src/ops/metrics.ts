@@ -102,8 +102,24 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly authFailures = new Counter({
+    name: 'gateway_auth_failures_total',
+    help: 'Requests refused by authentication, by reason (missing, invalid, expired, forbidden).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+
+  readonly jwksFetches = new Counter({
+    name: 'gateway_auth_jwks_fetches_total',
+    help: 'Fetches of the AUTH_JWKS_URL key set, by outcome (ok, error).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  })
+
   constructor() {
     collectDefaultMetrics({ register: this.registry })
+    // Every reason shows from the first scrape, at 0, so alerts on a rate have a series to watch.
+    for (const reason of ['missing', 'invalid', 'expired', 'forbidden']) this.authFailures.inc({ reason }, 0)
   }
 
   /** Records one answered request. */

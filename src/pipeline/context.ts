@@ -7,6 +7,7 @@
  * hot path stays monomorphic.
  */
 import type { Server } from 'bun'
+import type { Principal } from '../auth/token-verifier'
 import type { RateDecision } from '../ratelimit/token-bucket'
 import type { Upstream } from '../upstream/upstream'
 import type { FailureKind } from '../upstream/failures'
@@ -37,6 +38,8 @@ export class RequestContext {
   isPublish = false
   /** Publishing: whether the request carries `Authorization: Bearer <PUBLISH_TOKEN>` (checked once). */
   hasPublishToken = false
+  /** Who the request's token speaks for; absent when authentication is off (or the route needs none). */
+  principal: Principal | undefined = undefined
   /** The body length the client declared (`Content-Length`), or null; set by the route step. */
   declaredLength: number | null = null
   /** Absent when the route is not rate limited or limiting is off. */
@@ -81,17 +84,17 @@ const CONTEXT = Symbol('api-gateway.context')
 
 type WithContext = Request & { [CONTEXT]?: RequestContext }
 
-/** Hands `ctx` to the Elysia app along with its request (read back by `contextOf`). */
-export function attachContext(ctx: RequestContext): void {
-  ;(ctx.request as WithContext)[CONTEXT] = ctx
+/** Hands `ctx` to the Elysia app along with the request the app is given (read back by `contextOf`). */
+export function attachContext(request: Request, ctx: RequestContext): void {
+  ;(request as WithContext)[CONTEXT] = ctx
 }
 
 /**
  * Lets go of the context once the response exists: an event stream keeps its request alive
  * for hours, and the context must not stay with it.
  */
-export function detachContext(ctx: RequestContext): void {
-  ;(ctx.request as WithContext)[CONTEXT] = undefined
+export function detachContext(request: Request): void {
+  ;(request as WithContext)[CONTEXT] = undefined
 }
 
 /** The context the pipeline attached to `request`. */

@@ -4,12 +4,16 @@
  *
  *   identify → preflight → rate limit → authenticate → route → handle → respond → record
  *
+ * Only the steps that must wait return promises (a shared rate limit, a token not verified
+ * before); the others stay synchronous, so the embedded default awaits nothing before the proxy.
+ *
  * A step either lets the request go on, answers it (a preflight), or throws (a refusal); every
  * throw becomes a JSON error in one place (`failureResponse`). `respond` and `record` run for
  * every request, early exits included. The handle step sends proxied requests straight to the
  * proxy, and the gateway's own routes (ops, events) to the Elysia app.
  */
 import type { Server } from 'bun'
+import type { Authenticator } from '../auth/authenticator'
 import type { Config } from '../config'
 import type { CorsPolicy } from '../http/cors'
 import { GatewayError } from '../http/errors'
@@ -35,6 +39,8 @@ export interface PipelineParts {
   cors: CorsPolicy
   limiter: RateLimiter | null
   publisherAuth: PublisherAuth
+  /** Null: authentication is off. */
+  authenticator: Authenticator | null
   upstreams: Upstreams
   metrics: Metrics
   accessLog: AccessLog
@@ -46,10 +52,13 @@ export interface PipelineParts {
 export class Pipeline {
   private readonly trustProxy: Config['trustProxy']
   private readonly maxBodyBytes: number
+  /** How clients reach the gateway, for `X-Forwarded-Proto`. */
+  private readonly scheme: 'http' | 'https'
 
   constructor(private readonly parts: PipelineParts) {
     this.trustProxy = parts.config.trustProxy
     this.maxBodyBytes = parts.config.maxBodyBytes
+    this.scheme = parts.config.tls === null ? 'http' : 'https'
   }
 
   /**
@@ -76,14 +85,20 @@ export class Pipeline {
     return limited === undefined ? this.afterRateLimit(ctx) : limited.then(() => this.afterRateLimit(ctx))
   }
 
-  /** Authenticate → route → handle. */
+  /** Authenticate → the rest; a token verified before is accepted without waiting. */
   private afterRateLimit(ctx: RequestContext): Promise<Response> {
     const parts = this.parts
-    authenticate(ctx, parts.publisherAuth)
+    const authenticated = authenticate(ctx, parts.publisherAuth, parts.authenticator)
+    return authenticated === undefined ? this.afterAuthenticate(ctx) : authenticated.then(() => this.afterAuthenticate(ctx))
+  }
+
+  /** Route → handle. */
+  private afterAuthenticate(ctx: RequestContext): Promise<Response> {
+    const parts = this.parts
     route(ctx, parts.upstreams, this.maxBodyBytes)
     switch (ctx.kind) {
       case 'proxy':
-        return proxyRequest(ctx)
+        return proxyRequest(ctx, this.scheme)
       case 'ops':
       case 'events':
         return this.answerWithApp(ctx)
@@ -94,11 +109,22 @@ export class Pipeline {
 
   /** The Elysia app answers with the context attached to the request (routes read it as `ctx`). */
   private async answerWithApp(ctx: RequestContext): Promise<Response> {
-    attachContext(ctx)
+    const request = this.scheme === 'https' ? withHttpUrl(ctx) : ctx.request
+    attachContext(request, ctx)
     try {
-      return await this.parts.app(ctx.request)
+      return await this.parts.app(request)
     } finally {
-      detachContext(ctx)
+      detachContext(request)
     }
   }
+}
+
+/**
+ * The request as Elysia's router can read it over HTTPS. The router finds the path as the first
+ * `/` from character 7 of the URL (`handler.standardHostname: false`, see app.ts), which in
+ * `https://` is the scheme's own slash. The routes read the body, the signal and the headers
+ * from `ctx.request`, so this stand-in carries only the method, the headers and an `http:` URL.
+ */
+function withHttpUrl(ctx: RequestContext): Request {
+  return new Request(`http${ctx.url.slice(ctx.url.indexOf(':'))}`, { method: ctx.method, headers: ctx.headers })
 }

@@ -4,15 +4,22 @@
  */
 import { dropHopByHop } from '../http/hop-by-hop'
 
+/** Who the gateway authenticated (README, "Authentication"); only the gateway may say. */
+export const AUTH_SUBJECT_HEADER = 'x-auth-subject'
+
 /**
  * Turns the client's headers, in place (no copy on the hot path), into those a backend receives:
- * minus hop-by-hop, plus `X-Forwarded-*` and `X-Request-Id`.
+ * minus hop-by-hop, plus `X-Forwarded-*`, `X-Request-Id` and `X-Auth-Subject`.
  * @param peerIp the socket peer, appended to `X-Forwarded-For`.
- * @param proto `http` or `https`: how the client reached the gateway.
- * @example prepareUpstreamHeaders(request.headers, '10.0.0.9', 'http', 'r1')
+ * @param proto `http` or `https`: how the client reached the gateway; a client's own value is replaced.
+ * @param subject the token's `sub`; a client's own `X-Auth-Subject` is dropped either way.
+ * @example prepareUpstreamHeaders(request.headers, '10.0.0.9', 'https', 'r1', 'alice')
  */
-export function prepareUpstreamHeaders(incoming: Headers, peerIp: string, proto: string, requestId: string): Headers {
+export function prepareUpstreamHeaders(incoming: Headers, peerIp: string, proto: string, requestId: string, subject?: string): Headers {
   const headers = dropHopByHop(incoming)
+  // A spoofed identity must never reach a backend.
+  if (subject === undefined) headers.delete(AUTH_SUBJECT_HEADER)
+  else headers.set(AUTH_SUBJECT_HEADER, subject)
   const host = headers.get('host')
   // The backend's own Host comes from its URL (nginx's default `proxy_set_header Host $proxy_host`).
   headers.delete('host')

@@ -5,7 +5,7 @@
  */
 import { type ErrorCode, GatewayError } from '../http/errors'
 
-export type FailureKind = 'connect' | 'reset' | 'timeout' | 'too_large' | 'client_gone'
+export type FailureKind = 'connect' | 'tls' | 'reset' | 'timeout' | 'too_large' | 'client_gone'
 
 interface FailureRow {
   /** The error the client gets. */
@@ -19,6 +19,8 @@ interface FailureRow {
 export const FAILURES: Readonly<Record<FailureKind, FailureRow>> = {
   /** No connection could be made: refused, unreachable, DNS. */
   connect: { error: 'bad_gateway', backendFault: true },
+  /** An https:// backend whose certificate did not verify (expired, wrong name, unknown CA). */
+  tls: { error: 'bad_gateway', backendFault: true },
   /** The backend closed or reset the connection before its response headers. */
   reset: { error: 'bad_gateway', backendFault: true },
   /** No response headers within `UPSTREAM_TIMEOUT_MS`. */
@@ -57,11 +59,14 @@ const CONNECT_CODES: ReadonlySet<string> = new Set([
   'UnableToConnect',
 ])
 
+/** BoringSSL's and Node's names for a certificate that did not verify: `DEPTH_ZERO_SELF_SIGNED_CERT`, `ERR_TLS_CERT_ALTNAME_INVALID`, ... */
+const TLS_CODE = /CERT|TLS|SSL|ALTNAME|HOSTNAME_MISMATCH/
+
 /**
  * The kind of a rejection from Bun's `fetch` that the gateway did not cause itself.
  * @example failureKindOf({ code: 'ECONNREFUSED' }) // 'connect'
  */
-export function failureKindOf(error: unknown): 'connect' | 'reset' {
+export function failureKindOf(error: unknown): 'connect' | 'tls' | 'reset' {
   const code = (error as { code?: string } | null)?.code ?? ''
-  return CONNECT_CODES.has(code) ? 'connect' : 'reset'
+  return CONNECT_CODES.has(code) ? 'connect' : TLS_CODE.test(code) ? 'tls' : 'reset'
 }

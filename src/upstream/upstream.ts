@@ -121,6 +121,8 @@ function failureMessage(kind: FailureKind, cause: unknown, limits: { timeoutMs: 
   switch (kind) {
     case 'connect':
       return `cannot connect to the backend (${code})`
+    case 'tls':
+      return `the backend's TLS certificate was not accepted (${code}); a private CA is trusted with NODE_EXTRA_CA_CERTS`
     case 'reset':
       return `the backend closed the connection (${code || (cause as Error)?.message || String(cause)})`
     case 'timeout':

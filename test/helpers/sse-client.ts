@@ -18,11 +18,12 @@ export interface TestStream {
 }
 
 /**
+ * @param tls for an HTTPS gateway: the CA that signed its certificate (Bun's `fetch` option).
  * @example const stream = await openStream(`${gw.url}/api/v1/events/alice`)
  */
-export async function openStream(url: string, headers: Record<string, string> = {}): Promise<TestStream> {
+export async function openStream(url: string, headers: Record<string, string> = {}, tls?: { ca: string }): Promise<TestStream> {
   const controller = new AbortController()
-  const response = await fetch(url, { headers, signal: controller.signal })
+  const response = await fetch(url, { headers, signal: controller.signal, ...(tls === undefined ? {} : { tls }) })
   const events: ReceivedEvent[] = []
   const waiters: { match: (e: ReceivedEvent) => boolean; resolve: (e: ReceivedEvent) => void }[] = []
   const ended = (async () => {

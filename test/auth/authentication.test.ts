@@ -1,0 +1,211 @@
+/**
+ * Authentication with HS256 (AUTH_JWT_SECRET): which requests need a token, where it may travel,
+ * what a backend sees, and what the client hears when it is refused. Every token is really
+ * signed, with jose.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { type MockBackend, startBackend } from '../helpers/backend'
+import { type RunningGateway, startGateway } from '../helpers/gateway'
+import { TEST_SECRET, hs256Token, nowSeconds, signingKey, signedToken, unsecuredToken } from '../helpers/tokens'
+
+let backend: MockBackend
+let gw: RunningGateway
+let alice: string
+
+beforeAll(async () => {
+  backend = startBackend((request) => Response.json({ subject: request.headers.get('x-auth-subject') }))
+  gw = await startGateway({ AUTH_JWT_SECRET: TEST_SECRET, ORCHESTRATOR_URL: backend.url, PUBLISH_TOKEN: 'publisher-token', RATE_LIMIT: '0' })
+  alice = await hs256Token(TEST_SECRET)
+})
+
+afterAll(async () => {
+  await gw.stop()
+  backend.stop()
+})
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+const get = (path: string, headers: Record<string, string> = {}) => fetch(`${gw.url}${path}`, { headers })
+
+async function expectUnauthorized(response: Response, challenge: string, message?: string) {
+  expect(response.status).toBe(401)
+  expect(response.headers.get('www-authenticate')).toBe(challenge)
+  const body = (await response.json()) as { error: string; message: string; request_id: string }
+  expect(body.error).toBe('unauthorized')
+  expect(body.request_id).toBe(response.headers.get('x-request-id')!)
+  if (message !== undefined) expect(body.message).toBe(message)
+}
+
+const INVALID = 'Bearer error="invalid_token"'
+
+describe('which requests need a token', () => {
+  test('a proxied request without a token: 401 with WWW-Authenticate: Bearer (no error code), and the backend never sees it', async () => {
+    const before = backend.seen.length
+    await expectUnauthorized(await get('/api/v1/orchestrator/workflows'), 'Bearer')
+    expect(backend.seen.length).toBe(before)
+  })
+
+  test('with a valid token: 200, and the backend receives X-Auth-Subject', async () => {
+    const response = await get('/api/v1/orchestrator/workflows', bearer(alice))
+    expect(response.status).toBe(200)
+    expect(await response.json()).toEqual({ subject: 'alice' })
+  })
+
+  test('unknown paths and unknown services need a token too: 401 first, their 404 only with one', async () => {
+    await expectUnauthorized(await get('/nowhere'), 'Bearer')
+    await expectUnauthorized(await get('/api/v1/no-such-service/x'), 'Bearer')
+    expect((await get('/nowhere', bearer(alice))).status).toBe(404)
+    expect(((await (await get('/api/v1/no-such-service/x', bearer(alice))).json()) as { error: string }).error).toBe('unknown_service')
+  })
+
+  test('health, readiness, metrics and CORS preflights need no token', async () => {
+    for (const path of ['/health', '/ready', '/metrics']) expect((await get(path)).status).toBe(200)
+    const preflight = await fetch(`${gw.url}/api/v1/orchestrator/workflows`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization' },
+    })
+    expect(preflight.status).toBe(204)
+    expect(preflight.headers.get('access-control-allow-headers')).toBe('authorization')
+  })
+
+  test('publishing keeps PUBLISH_TOKEN and needs no JWT; a JWT is no publish token', async () => {
+    const publish = (headers: Record<string, string>) =>
+      fetch(`${gw.url}/api/v1/events/alice`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"event_type":"run.started","data":{}}' })
+    expect((await publish(bearer('publisher-token'))).status).toBe(202)
+    expect((await publish(bearer(alice))).status).toBe(401)
+  })
+})
+
+describe('where the token may travel', () => {
+  test('the cookie AUTH_COOKIE (default access_token) carries a token', async () => {
+    expect((await get('/api/v1/orchestrator/x', { cookie: `theme=dark; access_token=${alice}` })).status).toBe(200)
+  })
+
+  test('the access_token query parameter carries a token, and is removed before forwarding, the rest of the query byte-exact', async () => {
+    const response = await get(`/api/v1/orchestrator/search?q=a%20b&access_token=${alice}&x=%2F+y&flag`)
+    expect(response.status).toBe(200)
+    expect(backend.seen.at(-1)!.target).toBe('/search?q=a%20b&x=%2F+y&flag')
+    expect((await get(`/api/v1/orchestrator/only?access_token=${alice}`)).status).toBe(200)
+    expect(backend.seen.at(-1)!.target).toBe('/only')
+  })
+
+  test('no log line holds the token, from the query, the header or the cookie', async () => {
+    const marker = await hs256Token(TEST_SECRET, { claims: { sub: 'log-probe' } })
+    await get(`/api/v1/orchestrator/logged?access_token=${marker}`)
+    await get('/api/v1/orchestrator/logged', bearer(marker))
+    await get('/api/v1/orchestrator/logged', { cookie: `access_token=${marker}` })
+    await get(`/api/v1/orchestrator/logged?access_token=${marker}x`)
+    const signature = marker.split('.')[2]!
+    expect(gw.rawLogs.some((line) => line.includes('/logged'))).toBe(true)
+    expect(gw.rawLogs.filter((line) => line.includes(signature) || line.includes(TEST_SECRET))).toEqual([])
+  })
+
+  test('when Authorization is present it is the only token considered: a bad header is not rescued by a good cookie or query', async () => {
+    const response = await get(`/api/v1/orchestrator/x?access_token=${alice}`, { authorization: 'Bearer not-a-jwt', cookie: `access_token=${alice}` })
+    await expectUnauthorized(response, INVALID)
+  })
+
+  test('an Authorization header of another scheme counts as no token (RFC 6750 §3.1: no error code)', async () => {
+    await expectUnauthorized(await get('/api/v1/orchestrator/x', { authorization: 'Basic YWxpY2U6cHc=', cookie: `access_token=${alice}` }), 'Bearer')
+  })
+
+  test('the Bearer scheme is case-insensitive', async () => {
+    expect((await get('/api/v1/orchestrator/x', { authorization: `bearer ${alice}` })).status).toBe(200)
+  })
+})
+
+describe('what makes a token invalid', () => {
+  const cases: [string, () => Promise<string>, string][] = [
+    ['expired beyond the 30 s leeway', () => hs256Token(TEST_SECRET, { claims: { exp: nowSeconds() - 40 } }), 'the token has expired'],
+    ['not valid before a time beyond the leeway (nbf)', () => hs256Token(TEST_SECRET, { claims: { nbf: nowSeconds() + 120 } }), 'the token is not valid'],
+    ['without exp', () => hs256Token(TEST_SECRET, { claims: { exp: undefined } }), 'the token is not valid'],
+    ['without sub', () => hs256Token(TEST_SECRET, { claims: { sub: undefined } }), 'the token is not valid'],
+    ['signed with another secret', () => hs256Token('another-secret-of-at-least-32-bytes!!'), 'the token is not valid'],
+    ['with alg none', async () => unsecuredToken(), 'the token is not valid'],
+    ['RS256, though the gateway holds an HS256 secret', async () => signedToken(await signingKey('RS256', 'k')), 'the token is not valid'],
+    ['with a sub that cannot be a header value', () => hs256Token(TEST_SECRET, { claims: { sub: 'eve\r\nX-Admin: 1' } }), 'the token is not valid'],
+  ]
+  for (const [name, make, message] of cases) {
+    test(`${name}: 401 invalid_token`, async () => {
+      await expectUnauthorized(await get('/api/v1/orchestrator/x', bearer(await make())), INVALID, message)
+    })
+  }
+
+  test('a tampered payload with the original signature: 401', async () => {
+    const [header, , signature] = alice.split('.')
+    const payload = Buffer.from(JSON.stringify({ sub: 'admin', exp: nowSeconds() + 3600 })).toString('base64url')
+    await expectUnauthorized(await get('/api/v1/orchestrator/x', bearer(`${header}.${payload}.${signature}`)), INVALID)
+  })
+
+  test('clock leeway: expired 10 s ago, or valid from 10 s ahead, is still accepted', async () => {
+    expect((await get('/api/v1/orchestrator/x', bearer(await hs256Token(TEST_SECRET, { claims: { exp: nowSeconds() - 10 } })))).status).toBe(200)
+    expect((await get('/api/v1/orchestrator/x', bearer(await hs256Token(TEST_SECRET, { claims: { nbf: nowSeconds() + 10 } })))).status).toBe(200)
+  })
+
+  test('a 10 KB garbage Authorization header gets 401, and the gateway keeps serving', async () => {
+    const garbage = 'Bearer ' + 'x.'.repeat(5_000)
+    await expectUnauthorized(await get('/api/v1/orchestrator/x', { authorization: garbage }), INVALID)
+    await expectUnauthorized(await get('/api/v1/orchestrator/x', { authorization: 'A'.repeat(10_240) }), 'Bearer')
+    expect((await get('/api/v1/orchestrator/x', bearer(alice))).status).toBe(200)
+  })
+
+  test('a remembered token still expires: the same token is refused once exp + leeway has passed', async () => {
+    // Within the leeway for 2 more seconds: accepted (and remembered), then refused.
+    const shortLived = await hs256Token(TEST_SECRET, { claims: { exp: nowSeconds() - 28 } })
+    expect((await get('/api/v1/orchestrator/x', bearer(shortLived))).status).toBe(200)
+    await Bun.sleep(3_100)
+    await expectUnauthorized(await get('/api/v1/orchestrator/x', bearer(shortLived)), INVALID, 'the token has expired')
+  })
+})
+
+describe('identity toward backends', () => {
+  test("a client's own X-Auth-Subject never reaches the backend: replaced by the token's sub", async () => {
+    const response = await get('/api/v1/orchestrator/x', { ...bearer(alice), 'x-auth-subject': 'admin' })
+    expect(await response.json()).toEqual({ subject: 'alice' })
+  })
+
+  test("X-Forwarded-Proto is the gateway's own scheme, whatever the client sent", async () => {
+    await get('/api/v1/orchestrator/x', { ...bearer(alice), 'x-forwarded-proto': 'https' })
+    expect(backend.seen.at(-1)!.headers.get('x-forwarded-proto')).toBe('http')
+  })
+
+  test('Authorization and cookies are forwarded as sent', async () => {
+    await get('/api/v1/orchestrator/x', { ...bearer(alice), cookie: 'session=abc' })
+    expect(backend.seen.at(-1)!.headers.get('authorization')).toBe(`Bearer ${alice}`)
+    expect(backend.seen.at(-1)!.headers.get('cookie')).toBe('session=abc')
+  })
+})
+
+test('authentication failures are counted by reason', async () => {
+  const scrape = async () => {
+    const text = await (await get('/metrics')).text()
+    const count = (reason: string) => Number(new RegExp(`^gateway_auth_failures_total\\{reason="${reason}"\\} (\\d+)`, 'm').exec(text)?.[1])
+    return { missing: count('missing'), invalid: count('invalid'), expired: count('expired') }
+  }
+  const before = await scrape()
+  await get('/api/v1/orchestrator/x')
+  await get('/api/v1/orchestrator/x', bearer('nope'))
+  await get('/api/v1/orchestrator/x', bearer(await hs256Token(TEST_SECRET, { claims: { exp: nowSeconds() - 100 } })))
+  const after = await scrape()
+  expect(after).toEqual({ missing: before.missing + 1, invalid: before.invalid + 1, expired: before.expired + 1 })
+})
+
+test('rate limiting comes before authentication: an empty bucket gives 429 without looking at the token', async () => {
+  const limited = await startGateway({ AUTH_JWT_SECRET: TEST_SECRET, ORCHESTRATOR_URL: backend.url, RATE_LIMIT: '60', RATE_LIMIT_BURST: '2' })
+  try {
+    const statuses = []
+    for (let i = 0; i < 3; i++) statuses.push((await fetch(`${limited.url}/api/v1/orchestrator/x`)).status)
+    expect(statuses).toEqual([401, 401, 429])
+  } finally {
+    await limited.stop()
+  }
+})
+
+test("without authentication, a client's X-Auth-Subject is removed all the same", async () => {
+  const open = await startGateway({ ORCHESTRATOR_URL: backend.url })
+  try {
+    const response = await fetch(`${open.url}/api/v1/orchestrator/x`, { headers: { 'x-auth-subject': 'admin' } })
+    expect(await response.json()).toEqual({ subject: null })
+  } finally {
+    await open.stop()
+  }
+})
