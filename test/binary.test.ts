@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Subprocess } from 'bun'
 import { type MockBackend, closedPort, startBackend } from './helpers/backend'
+import { makeCertificate } from './helpers/certificates'
+import { signedToken, signingKey, startKeyServer } from './helpers/tokens'
 
 const ROOT = new URL('..', import.meta.url).pathname
 const BINARY = `${ROOT}bin/api-gateway`
@@ -70,4 +72,44 @@ describe('the compiled binary', () => {
     expect(response.status).toBe(200)
     expect(await gateway.exited).toBe(0)
   })
+})
+
+describe('the compiled binary with authentication and TLS', () => {
+  test('verifies an RS256 token against a JWKS and serves HTTPS; the backend gets X-Auth-Subject and https', async () => {
+    const certificate = makeCertificate()
+    const key = await signingKey('RS256', 'binary-key')
+    const idp = startKeyServer([key.publicJwk])
+    const port = await closedPort()
+    const secured = Bun.spawn([BINARY], {
+      env: {
+        PATH: process.env.PATH!,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        ORCHESTRATOR_URL: backend.url,
+        AUTH_JWKS_URL: idp.url,
+        TLS_CERT_FILE: certificate.certFile,
+        TLS_KEY_FILE: certificate.keyFile,
+      },
+      stdin: 'ignore',
+      stdout: 'ignore',
+      stderr: 'inherit',
+    })
+    try {
+      const base = `https://127.0.0.1:${port}`
+      const tls = { ca: certificate.cert }
+      let health = 0
+      for (let i = 0; i < 100 && health !== 200; i++) health = await fetch(`${base}/health`, { tls }).then((r) => r.status, async () => (await Bun.sleep(50), 0))
+      expect(health).toBe(200)
+      expect((await fetch(`${base}/api/v1/orchestrator/x`, { tls })).status).toBe(401)
+      const token = await signedToken(key, { claims: { sub: 'binary-user' } })
+      const response = await fetch(`${base}/api/v1/orchestrator/x`, { tls, headers: { authorization: `Bearer ${token}` } })
+      expect(response.status).toBe(200)
+      const seen = backend.seen.at(-1)!
+      expect([seen.headers.get('x-auth-subject'), seen.headers.get('x-forwarded-proto')]).toEqual(['binary-user', 'https'])
+    } finally {
+      secured.kill('SIGKILL')
+      idp.stop()
+      certificate.remove()
+    }
+  }, 30_000)
 })

@@ -2,7 +2,9 @@
  * Proxy throughput with authentication on, as a ratio to authentication off in the same run
  * (README, "Benchmarks"): HS256 and RS256, each with one token sent by every request (a browser
  * session: the verified-token cache answers) and with 10,000 distinct tokens in turn (more
- * than the cache holds, so every request is verified: the cost without the cache).
+ * than the cache holds, so every request is verified: the cost without the cache). The
+ * distinct tokens are sent by a wrk Lua script, which costs the load generator more per
+ * request: `off-distinct` sends them to the gateway without authentication, as their baseline.
  */
 import type { Subprocess } from 'bun'
 import { mkdtempSync, openSync, writeFileSync } from 'node:fs'
@@ -12,7 +14,7 @@ import { SignJWT, exportJWK, generateKeyPair } from 'jose'
 import { SERVER_CORE, freePort, spawnPinned, stop, waitForHttp } from './processes'
 import { type WrkResult, runWrk } from './wrk'
 
-export type AuthScenario = 'off' | 'hs256' | 'rs256' | 'hs256-distinct' | 'rs256-distinct'
+export type AuthScenario = 'off' | 'hs256' | 'rs256' | 'off-distinct' | 'hs256-distinct' | 'rs256-distinct'
 
 export interface AuthRound extends WrkResult {
   scenario: AuthScenario
@@ -67,6 +69,7 @@ export async function runAuthScenarios(options: AuthOptions, log: (line: string)
       ['off', off, { seconds: options.seconds, connections: options.connections }],
       ['hs256', hs, { seconds: options.seconds, connections: options.connections, headers: { authorization: `Bearer ${hsToken}` } }],
       ['rs256', rs, { seconds: options.seconds, connections: options.connections, headers: { authorization: `Bearer ${rsToken}` } }],
+      ['off-distinct', off, { seconds: options.seconds, connections: options.connections, script: hsScript }],
       ['hs256-distinct', hs, { seconds: options.seconds, connections: options.connections, script: hsScript }],
       ['rs256-distinct', rs, { seconds: options.seconds, connections: options.connections, script: rsScript }],
     ]

@@ -80,6 +80,16 @@ describe('where the token may travel', () => {
     expect((await get('/api/v1/orchestrator/x', { cookie: `theme=dark; access_token=${alice}` })).status).toBe(200)
   })
 
+  test('AUTH_COOKIE names another cookie; the default name then carries nothing', async () => {
+    const named = await startGateway({ AUTH_JWT_SECRET: TEST_SECRET, AUTH_COOKIE: 'gw_session', ORCHESTRATOR_URL: backend.url })
+    try {
+      expect((await fetch(`${named.url}/api/v1/orchestrator/x`, { headers: { cookie: `gw_session=${alice}` } })).status).toBe(200)
+      expect((await fetch(`${named.url}/api/v1/orchestrator/x`, { headers: { cookie: `access_token=${alice}` } })).status).toBe(401)
+    } finally {
+      await named.stop()
+    }
+  })
+
   test('the access_token query parameter carries a token, and is removed before forwarding, the rest of the query byte-exact', async () => {
     const response = await get(`/api/v1/orchestrator/search?q=a%20b&access_token=${alice}&x=%2F+y&flag`)
     expect(response.status).toBe(200)
@@ -207,5 +217,17 @@ test("without authentication, a client's X-Auth-Subject is removed all the same"
     expect(await response.json()).toEqual({ subject: null })
   } finally {
     await open.stop()
+  }
+})
+
+test('a secret shorter than 32 bytes starts, with a warning that never shows the secret', async () => {
+  const weak = await startGateway({ AUTH_JWT_SECRET: 'tiny-s3cret', ORCHESTRATOR_URL: backend.url })
+  try {
+    const warning = weak.logs.find((l) => l.level === 'warn' && l.msg.includes('AUTH_JWT_SECRET is shorter than 32 bytes'))
+    expect(warning).toBeDefined()
+    expect(weak.rawLogs.some((line) => line.includes('tiny-s3cret'))).toBe(false)
+    expect((await fetch(`${weak.url}/api/v1/orchestrator/x`, { headers: { authorization: `Bearer ${await hs256Token('tiny-s3cret')}` } })).status).toBe(200)
+  } finally {
+    await weak.stop()
   }
 })
