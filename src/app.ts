@@ -60,7 +60,6 @@ export interface Gateway {
 export function createGateway({ config, logger }: GatewayOptions): Gateway {
   const tls = config.tls === null ? undefined : loadTls(config.tls)
   const metrics = new Metrics()
-  const authenticator = Authenticator.create(config.auth, logger, metrics)
   const hub = new Hub(config.events.heartbeatMs, config.events.buffer, metrics, logger)
   const cluster = joinCluster(config, hub, logger, metrics)
   const broker = createBroker(config, hub, metrics, logger, cluster)
@@ -79,8 +78,11 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
   // The gateway's own routes, on requests the pipeline has identified, limited and authenticated.
   // standardHostname: false — Elysia otherwise looks for the path after character 11 of the URL and
   // mis-routes requests whose Host is shorter than four characters (`Host: gw`).
+  // strictPath: true — Elysia must route exactly the path the pipeline classified: loosely, it would
+  // hand `POST /api/v1/events/alice/` to the publish route after the pipeline saw no publish.
   const cors = new CorsPolicy(config.corsOrigins)
-  const app = new Elysia({ handler: { standardHostname: false } })
+  const authenticator = Authenticator.create(config.auth, cors, logger, metrics)
+  const app = new Elysia({ strictPath: true, handler: { standardHostname: false } })
     // Registered before the routes: Elysia applies a hook only to routes added after it.
     .onError({ as: 'global' }, ({ request, code, error }) => routeFailure(request, code, error, logger))
     .use(opsRoutes({ version: VERSION, lifecycle, metrics, redis: cluster === null ? null : () => cluster.link.isUp }))

@@ -98,7 +98,15 @@ const setting = <T>(variable: string, fallback: string, meaning: string, parse: 
 })
 
 function invalid(variable: string, value: string, allowed: string): ConfigError {
-  return new ConfigError(`invalid ${variable}=${JSON.stringify(value)}: expected ${allowed}`)
+  return new ConfigError(`invalid ${variable}=${JSON.stringify(withoutCredentials(value))}: expected ${allowed}`)
+}
+
+/**
+ * A URL's `user:password@` may hold a secret (`REDIS_URL`): it is never echoed.
+ * @example withoutCredentials('redis://u:pw@h:6379') // 'redis://***@h:6379'
+ */
+function withoutCredentials(value: string): string {
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@')
 }
 
 /** A whole number in `[min, max]`. */

@@ -153,6 +153,16 @@ describe('bad settings stop the start', () => {
     expect([jwks.jwksUrl?.href, jwks.issuer, jwks.audience]).toEqual(['https://id.example.com/jwks.json', 'https://id.example.com/', 'api'])
   })
 
+  test("a URL's password is never echoed in the error about it", () => {
+    for (const [variable, value] of [['REDIS_URL', 'redis://user:hunter2@h:6379/x'], ['AUTH_JWKS_URL', 'ftp://user:hunter2@id.example.com/jwks']] as const) {
+      const run = runMain({ [variable]: value })
+      expect(run.exitCode).toBe(1)
+      expect(run.stderr).toContain(`invalid ${variable}=`)
+      expect(run.stderr).toContain('***@')
+      expect(run.stderr).not.toContain('hunter2')
+    }
+  })
+
   test('AUTH_JWT_SECRET with AUTH_JWKS_URL stops the start, and the message never shows the secret', () => {
     const run = runMain({ AUTH_JWT_SECRET: 'do-not-print-me', AUTH_JWKS_URL: 'https://id.example.com/jwks.json' })
     expect(run.exitCode).toBe(1)

@@ -4,6 +4,7 @@
  * event routes (403). Every refusal is counted by reason.
  */
 import type { AuthConfig } from '../config'
+import type { CorsPolicy } from '../http/cors'
 import { GatewayError } from '../http/errors'
 import type { Logger } from '../log'
 import type { Metrics } from '../ops/metrics'
@@ -16,6 +17,9 @@ import { type Principal, TokenRejected, TokenVerifier } from './token-verifier'
 const CHALLENGE = { 'www-authenticate': 'Bearer' }
 const INVALID_TOKEN_CHALLENGE = { 'www-authenticate': 'Bearer error="invalid_token"' }
 
+/** RFC 9110 §9.2.1: the methods that change nothing, which a cross-site request may make. */
+const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS'])
+
 /** Below RFC 7518 §3.2's minimum for HS256, a secret is worth a warning at start. */
 const MIN_SECRET_BYTES = 32
 
@@ -26,6 +30,7 @@ export class Authenticator {
     private readonly config: AuthConfig,
     private readonly verifier: TokenVerifier,
     private readonly keys: RemoteKeys | null,
+    private readonly cors: CorsPolicy,
     private readonly metrics: Metrics,
   ) {
     this.missingMessage = `a token is required: Authorization: Bearer <token>, the ${config.cookie} cookie or the ${QUERY_TOKEN_PARAMETER} query parameter`
@@ -33,16 +38,17 @@ export class Authenticator {
 
   /**
    * The authenticator of `config`, its keys being fetched in the background; null when authentication is off.
-   * @example const auth = Authenticator.create(config.auth, logger, metrics)
+   * @param cors which other origins a cookie's token is accepted from on unsafe methods.
+   * @example const auth = Authenticator.create(config.auth, cors, logger, metrics)
    */
-  static create(config: AuthConfig | null, logger: Logger, metrics: Metrics): Authenticator | null {
+  static create(config: AuthConfig | null, cors: CorsPolicy, logger: Logger, metrics: Metrics): Authenticator | null {
     if (config === null) return null
     if (config.jwtSecret !== null && Buffer.byteLength(config.jwtSecret) < MIN_SECRET_BYTES) {
       logger.warn(`AUTH_JWT_SECRET is shorter than ${MIN_SECRET_BYTES} bytes: HS256 secrets that short can be guessed offline from any token`)
     }
     const keys = config.jwksUrl === null ? null : new RemoteKeys(config.jwksUrl, logger, metrics)
     keys?.refresh()
-    return new Authenticator(config, new TokenVerifier(config, keys?.resolve ?? null), keys, metrics)
+    return new Authenticator(config, new TokenVerifier(config, keys?.resolve ?? null), keys, cors, metrics)
   }
 
   /**
@@ -52,6 +58,7 @@ export class Authenticator {
   authenticate(ctx: RequestContext): void | Promise<void> {
     const presented = presentedToken(ctx, this.config.cookie)
     if (presented.kind === 'missing') throw this.refuse(ctx, 'missing', this.missingMessage, CHALLENGE)
+    if (presented.from === 'cookie') this.refuseCrossSiteWrite(ctx)
     let verified: Principal | Promise<Principal>
     try {
       verified = this.verifier.verify(presented.token)
@@ -84,6 +91,20 @@ export class Authenticator {
 
   close(): void {
     this.keys?.close()
+  }
+
+  /**
+   * A browser sends a cookie with a request any site makes, a plain form POST included (CSRF).
+   * So a cookie's token may change something only from the gateway's own origin or one listed
+   * in `CORS_ORIGINS`. Browsers always send `Origin` on cross-origin writes; a request without
+   * one does not come from another site's page.
+   * @throws GatewayError 403 `forbidden`.
+   */
+  private refuseCrossSiteWrite(ctx: RequestContext): void {
+    if (SAFE_METHODS.has(ctx.method)) return
+    const origin = ctx.headers.get('origin')
+    if (origin === null || origin === ctx.url.slice(0, ctx.pathStart) || this.cors.grantsCredentialsTo(origin)) return
+    throw this.refuse(ctx, 'forbidden', `the ${this.config.cookie} cookie is not accepted on a ${ctx.method} from origin ${origin}: not listed in CORS_ORIGINS`)
   }
 
   private rejected(ctx: RequestContext, error: unknown): GatewayError {

@@ -24,8 +24,11 @@ export const VERIFIED_CACHE_ENTRIES = 5_000
 const VERIFIED_CACHE_MAX_TOKEN_LENGTH = 4_096
 /** A remembered token is verified again after this long, so a key the provider withdrew stops counting. */
 export const VERIFIED_CACHE_MAX_AGE_MS = 60_000
-/** `X-Auth-Subject` carries `sub`: it must be a valid header value (visible ASCII and spaces). */
-const HEADER_SAFE = /^[\x20-\x7e]+$/
+/**
+ * `X-Auth-Subject` carries `sub`: visible ASCII, inner spaces allowed. Not at either end, where a
+ * header value's spaces are trimmed: `" admin "` would reach the backend as `admin`.
+ */
+const HEADER_SAFE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/
 
 /** Who a valid token speaks for. */
 export interface Principal {

@@ -52,6 +52,14 @@ export function eventsRoutes(deps: EventsDependencies) {
     .post(EVENTS_ROUTES.broadcast, ({ ctx }) => publish(deps, ctx, undefined), { parse: 'none' })
 }
 
+/**
+ * Publishing is authorized by the pipeline for what it classified as publishing: a request
+ * that reached a publish route otherwise was never checked, and is refused here.
+ */
+function requirePublishClassification(ctx: RequestContext): void {
+  if (!ctx.isPublish) throw new GatewayError('not_found', `no route for ${ctx.method} ${ctx.path}`)
+}
+
 /** The `:client_id` of an event route, percent-decoded: 1–128 characters of `[A-Za-z0-9._:-]`, else 400. */
 function validClientId(params: Params): string {
   const clientId = params.client_id
@@ -103,6 +111,7 @@ async function subscribe(deps: EventsDependencies, ctx: RequestContext, clientId
 
 /** Publish: to one client (`clientId`) or the broadcast form. */
 async function publish(deps: EventsDependencies, ctx: RequestContext, clientId: string | undefined): Promise<Response> {
+  requirePublishClassification(ctx)
   const parsed = parsePublish(await readJsonObject(ctx.request, MAX_EVENT_BYTES), clientId === undefined)
   const envelope = createEnvelope(parsed.eventType, parsed.data, parsed.id)
   const target = clientId !== undefined ? [clientId] : (parsed.clientIds ?? 'connected')

@@ -40,6 +40,11 @@ export class CorsPolicy {
     return new Response(null, { status: 204, headers })
   }
 
+  /** Whether `origin` is listed in `CORS_ORIGINS` (so it gets credentials); never true for `*`. */
+  grantsCredentialsTo(origin: string): boolean {
+    return this.allowed !== '*' && this.allowed.has(origin)
+  }
+
   /** Adds the CORS grant for `origin` to an actual response; the backend's own grant wins. */
   decorate(origin: string | null, headers: Headers): void {
     if (origin === null || headers.has('access-control-allow-origin')) return

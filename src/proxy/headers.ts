@@ -6,6 +6,11 @@ import { dropHopByHop } from '../http/hop-by-hop'
 
 /** Who the gateway authenticated (README, "Authentication"); only the gateway may say. */
 export const AUTH_SUBJECT_HEADER = 'x-auth-subject'
+/**
+ * Spellings many backends (CGI, WSGI, Rack: `HTTP_X_AUTH_SUBJECT`) read as the same header.
+ * nginx drops every name with `_` for this reason (`underscores_in_headers off`).
+ */
+const AUTH_SUBJECT_LOOKALIKES = ['x_auth_subject', 'x-auth_subject', 'x_auth-subject']
 
 /**
  * Turns the client's headers, in place (no copy on the hot path), into those a backend receives:
@@ -17,9 +22,10 @@ export const AUTH_SUBJECT_HEADER = 'x-auth-subject'
  */
 export function prepareUpstreamHeaders(incoming: Headers, peerIp: string, proto: string, requestId: string, subject?: string): Headers {
   const headers = dropHopByHop(incoming)
-  // A spoofed identity must never reach a backend.
+  // A spoofed identity must never reach a backend, under any spelling.
   if (subject === undefined) headers.delete(AUTH_SUBJECT_HEADER)
   else headers.set(AUTH_SUBJECT_HEADER, subject)
+  for (const lookalike of AUTH_SUBJECT_LOOKALIKES) headers.delete(lookalike)
   const host = headers.get('host')
   // The backend's own Host comes from its URL (nginx's default `proxy_set_header Host $proxy_host`).
   headers.delete('host')

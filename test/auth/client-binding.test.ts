@@ -78,6 +78,26 @@ test("publishing to a client needs none of that client's token: it keeps PUBLISH
   expect((await publish(gw.url, 'bob', { event_type: 'run.started', data: {} })).status).toBe(202)
 })
 
+test("a trailing slash or dot segments never turn someone else's publish into an unchecked one", async () => {
+  const guarded = await startGateway({ AUTH_JWT_SECRET: TEST_SECRET, HITL_URL: hitl.url, RATE_LIMIT: '0', PUBLISH_TOKEN: 'publisher-token' })
+  const plain = await startGateway({ HITL_URL: hitl.url, RATE_LIMIT: '0', PUBLISH_TOKEN: 'publisher-token' })
+  try {
+    const body = JSON.stringify({ event_type: 'question', data: { question_id: 'forged', prompt: 'Approve?' } })
+    for (const path of ['/api/v1/events/alice/', '/api/v1/events/./alice/', '/api/v1/events/alice/.', '/api/v1/events/']) {
+      // With authentication on, bob's valid token; without it, no credentials at all.
+      const withToken = await fetch(`${guarded.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${bob}`, 'content-type': 'application/json' }, body })
+      const without = await fetch(`${plain.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+      // 404 (no such route), or 401 where the path is read as publishing and so asks for PUBLISH_TOKEN.
+      for (const status of [withToken.status, without.status]) expect([path, [401, 404].includes(status)]).toEqual([path, true])
+    }
+    expect((await guarded.gateway.broker.pendingQuestions('alice')).length).toBe(0)
+    expect((await plain.gateway.broker.pendingQuestions('alice')).length).toBe(0)
+  } finally {
+    await guarded.stop()
+    await plain.stop()
+  }
+})
+
 test('AUTH_CLIENT_CLAIM names another claim, compared with the percent-decoded client_id', async () => {
   const teams = await startGateway({ AUTH_JWT_SECRET: TEST_SECRET, AUTH_CLIENT_CLAIM: 'client_id', HITL_URL: hitl.url, RATE_LIMIT: '0' })
   try {

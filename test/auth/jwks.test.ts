@@ -66,11 +66,14 @@ describe('algorithms and claims', () => {
   })
 
   test('keys or key URLs inside the token header are never trusted (jwk, jku)', async () => {
-    const attacker = await signingKey('RS256', 'evil')
+    // Under the kid of the set's own key, and under a kid of its own.
+    const attacker = await signingKey('RS256', 'rsa-1')
     const attackerSet = startKeyServer([attacker.publicJwk])
     try {
       expect(await statusOf(await signedToken(attacker, { claims, header: { jwk: attacker.publicJwk } }))).toBe(401)
+      expect(await statusOf(await signedToken(attacker, { claims, header: { kid: 'evil', jwk: attacker.publicJwk } }))).toBe(401)
       expect(await statusOf(await signedToken(attacker, { claims, header: { jku: attackerSet.url } }))).toBe(401)
+      expect(await statusOf(await signedToken(attacker, { claims, header: { kid: 'evil', jku: attackerSet.url, x5u: attackerSet.url } }))).toBe(401)
       expect(attackerSet.fetches()).toBe(0)
     } finally {
       attackerSet.stop()

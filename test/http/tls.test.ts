@@ -53,9 +53,18 @@ describe('HTTPS', () => {
     }
   })
 
-  test('HTTPS only: plain HTTP on the port gets no answer', async () => {
-    const plain = await fetch(`http://127.0.0.1:${gw.port}/health`).then((r) => r.status, () => 'refused')
-    expect(plain).not.toBe(200)
+  test('HTTPS only: plain HTTP on the port gets no HTTP answer at all', async () => {
+    const socket = await Bun.connect({
+      hostname: '127.0.0.1',
+      port: gw.port,
+      socket: { data: (_socket, chunk) => void (received += chunk.toString('latin1')), close: () => closed.resolve() },
+    })
+    let received = ''
+    const closed = Promise.withResolvers<void>()
+    socket.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+    await Promise.race([closed.promise, Bun.sleep(3_000)])
+    socket.end()
+    expect(received.startsWith('HTTP/')).toBe(false)
   })
 
   test('an event stream over HTTPS receives what is published', async () => {
