@@ -22,7 +22,7 @@ const MISSING: PresentedToken = { kind: 'missing' }
 
 /**
  * @param cookieName `AUTH_COOKIE`.
- * @example presentedToken(ctx, 'access_token') // { kind: 'token', token: 'eyJ…' }
+ * @example presentedToken(ctx, 'access_token') // { kind: 'token', token: 'eyJ…', from: 'header' }
  */
 export function presentedToken(ctx: RequestContext, cookieName: string): PresentedToken {
   const authorization = ctx.headers.get('authorization')
