@@ -63,7 +63,7 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
   const hub = new Hub(config.events.heartbeatMs, config.events.buffer, metrics, logger)
   const cluster = joinCluster(config, hub, logger, metrics)
   const broker = createBroker(config, hub, metrics, logger, cluster)
-  const upstreams = new Upstreams(config, metrics)
+  const upstreams = new Upstreams(config, metrics, logger)
   const lifecycle = new Lifecycle()
   // Streams close at once on shutdown, so their clients reconnect to another instance and replay.
   lifecycle.onShutdown(() => hub.closeAll('shutdown'))

@@ -8,15 +8,22 @@ import { TrustedProxies } from './http/client-ip'
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
 
-/** A backend the gateway forwards `/api/v1/<name>/...` to. */
-export interface ServiceTarget {
-  name: string
-  /** As configured, for logs: `http://h:9000/base`. */
+/** One instance of a backend service. */
+export interface InstanceTarget {
+  /** As configured, for logs and metrics: `http://h:9000/base`. */
   url: string
   /** Scheme, host and port: `http://h:9000`. */
   origin: string
   /** Path prefix without a trailing slash: `/base`, or `` for none. */
   basePath: string
+}
+
+/** A backend the gateway forwards `/api/v1/<name>/...` to: one instance or several (README, "Instances"). */
+export interface ServiceTarget {
+  name: string
+  /** The setting as configured (trimmed), for the startup log: `http://a:8080,http://b:8080`. */
+  url: string
+  instances: readonly InstanceTarget[]
 }
 
 export interface EventsConfig {
@@ -62,6 +69,11 @@ export interface Config {
   trustProxy: TrustedProxies
   logLevel: LogLevel
   upstreamTimeoutMs: number
+  /** Extra attempts, each on another instance, for a request that reached no backend. */
+  upstreamRetries: number
+  /** Consecutive failures that eject an instance; 0 disables ejection. */
+  circuitFailures: number
+  circuitCooldownMs: number
   maxBodyBytes: number
   events: EventsConfig
   /** `'*'` for any origin, else the exact origins allowed. */
@@ -242,9 +254,9 @@ export const SETTINGS = {
   authCookie: setting('AUTH_COOKIE', 'access_token', 'cookie that may carry the token', tokenName),
   tlsCertFile: setting('TLS_CERT_FILE', '', 'HTTPS: PEM certificate (chain) file; needs TLS_KEY_FILE', optionalText),
   tlsKeyFile: setting('TLS_KEY_FILE', '', 'HTTPS: PEM private key file; needs TLS_CERT_FILE', optionalText),
-  upstreamRetries: setting('UPSTREAM_RETRIES', '', 'retries on another instance (not supported yet)', notBuiltYet('upstream retries')),
-  circuitFailures: setting('CIRCUIT_FAILURES', '', 'instance ejection (not supported yet)', notBuiltYet('instance ejection')),
-  circuitCooldownMs: setting('CIRCUIT_COOLDOWN_MS', '', 'instance ejection (not supported yet)', notBuiltYet('instance ejection')),
+  upstreamRetries: setting('UPSTREAM_RETRIES', '1', 'extra attempts, on another instance, for a request that reached no backend', integer(0, 10)),
+  circuitFailures: setting('CIRCUIT_FAILURES', '5', 'consecutive failures that eject an instance; 0 disables ejection', integer(0)),
+  circuitCooldownMs: setting('CIRCUIT_COOLDOWN_MS', '10000', 'how long an ejected instance rests before one probe request', integer(1)),
 } as const
 
 type SettingValues = { [K in keyof typeof SETTINGS]: ReturnType<(typeof SETTINGS)[K]['parse']> }
@@ -284,6 +296,9 @@ export function loadConfig(env: Env): Config {
     trustProxy: values.trustProxy,
     logLevel: values.logLevel,
     upstreamTimeoutMs: values.upstreamTimeoutMs,
+    upstreamRetries: values.upstreamRetries,
+    circuitFailures: values.circuitFailures,
+    circuitCooldownMs: values.circuitCooldownMs,
     maxBodyBytes: values.maxBodyBytes,
     events: {
       heartbeatMs: values.heartbeatMs,
@@ -352,7 +367,7 @@ export function helpText(version: string): string {
 
 /**
  * Built-in services, overridden or extended by every `<NAME>_URL` whose value is an http(s) URL.
- * @example discoverServices({ MY_SERVICE_URL: 'http://h:9000/base' }).get('my_service')?.basePath // '/base'
+ * @example discoverServices({ MY_SERVICE_URL: 'http://h:9000/base' }).get('my_service')?.instances[0]?.basePath // '/base'
  */
 export function discoverServices(env: Env): Map<string, ServiceTarget> {
   const services = new Map<string, ServiceTarget>()
@@ -363,7 +378,7 @@ export function discoverServices(env: Env): Map<string, ServiceTarget> {
     const name = match[1]!.toLowerCase()
     const isBuiltIn = name in BUILT_IN_SERVICES
     // Other tools' *_URL variables (DATABASE_URL=postgres://...) are not services; a built-in's variable must be a URL.
-    if (!/^https?:\/\//i.test(value) && !isBuiltIn) continue
+    if (!/^https?:\/\//i.test(value.trim()) && !isBuiltIn) continue
     if (RESERVED_SERVICE_NAMES.has(name)) {
       throw new ConfigError(`invalid ${variable}=${JSON.stringify(value)}: the service name "${name}" is reserved by the gateway`)
     }
@@ -372,16 +387,22 @@ export function discoverServices(env: Env): Map<string, ServiceTarget> {
   return services
 }
 
+/** One URL, or a comma list of instances: `http://a:8080,http://b:8080/v2`. */
 function serviceTarget(name: string, value: string, variable: string): ServiceTarget {
-  const allowed = 'an http:// or https:// URL with a host and an optional path prefix, no query or fragment'
+  const entries = value.split(',').map((entry) => entry.trim())
+  return { name, url: entries.join(','), instances: entries.map((entry) => instanceTarget(entry, value, variable)) }
+}
+
+function instanceTarget(entry: string, value: string, variable: string): InstanceTarget {
+  const allowed = 'an http:// or https:// URL with a host and an optional path prefix, no query or fragment (or a comma list of them)'
   let url: URL
   try {
-    url = new URL(value)
+    url = new URL(entry)
   } catch {
-    throw invalid(variable, value, allowed)
+    throw invalid(variable, value, `${allowed}; ${JSON.stringify(entry)} is not one`)
   }
   if (!/^https?:$/.test(url.protocol) || !url.hostname || url.search || url.hash || url.username || url.password) {
-    throw invalid(variable, value, allowed)
+    throw invalid(variable, value, `${allowed}; ${JSON.stringify(entry)} is not one`)
   }
-  return { name, url: value, origin: url.origin, basePath: url.pathname.replace(/\/+$/, '') }
+  return { url: entry, origin: url.origin, basePath: url.pathname.replace(/\/+$/, '') }
 }

@@ -48,13 +48,24 @@ describe('configuration defaults', () => {
 describe('service discovery', () => {
   test('<NAME>_URL registers a lower-cased service and overrides a built-in', () => {
     const services = loadConfig({ MY_SERVICE_URL: 'http://10.0.0.5:9000', RUNNER_URL: 'https://runner.internal' }).services
-    expect(services.get('my_service')?.origin).toBe('http://10.0.0.5:9000')
-    expect(services.get('runner')?.origin).toBe('https://runner.internal')
+    expect(services.get('my_service')?.instances[0]?.origin).toBe('http://10.0.0.5:9000')
+    expect(services.get('runner')?.instances[0]?.origin).toBe('https://runner.internal')
+  })
+
+  test('a comma list registers several instances of one service, each trimmed, each with its own base path', () => {
+    const runner = loadConfig({ RUNNER_URL: ' http://a:8080 , http://b:8080/v2/ ' }).services.get('runner')!
+    expect(runner.url).toBe('http://a:8080,http://b:8080/v2/')
+    expect(runner.instances.map((i) => [i.url, i.origin, i.basePath])).toEqual([
+      ['http://a:8080', 'http://a:8080', ''],
+      ['http://b:8080/v2/', 'http://b:8080', '/v2'],
+    ])
+    const config = loadConfig({})
+    expect([config.upstreamRetries, config.circuitFailures, config.circuitCooldownMs]).toEqual([1, 5, 10_000])
   })
 
   test('a base URL keeps its path prefix, without a trailing slash', () => {
-    expect(loadConfig({ X_URL: 'http://h:9000/base/' }).services.get('x')?.basePath).toBe('/base')
-    expect(loadConfig({ X_URL: 'http://h:9000' }).services.get('x')?.basePath).toBe('')
+    expect(loadConfig({ X_URL: 'http://h:9000/base/' }).services.get('x')?.instances[0]?.basePath).toBe('/base')
+    expect(loadConfig({ X_URL: 'http://h:9000' }).services.get('x')?.instances[0]?.basePath).toBe('')
   })
 
   test("the gateway's own *_URL settings and non-http values are not services", () => {
@@ -95,6 +106,12 @@ describe('bad settings stop the start', () => {
     ['AUTH_JWKS_URL', 'not a url'],
     ['AUTH_CLIENT_CLAIM', 'client id'],
     ['AUTH_COOKIE', 'a;b'],
+    ['UPSTREAM_RETRIES', '-1'],
+    ['UPSTREAM_RETRIES', '11'],
+    ['CIRCUIT_FAILURES', 'five'],
+    ['CIRCUIT_COOLDOWN_MS', '0'],
+    ['RUNNER_URL', 'http://a:1,'],
+    ['RUNNER_URL', 'http://a:1,ftp://b:2'],
   ]
   for (const [name, value] of cases) {
     test(`${name}=${value} is refused with a message naming the variable`, () => {
@@ -120,8 +137,6 @@ describe('bad settings stop the start', () => {
 
   const unsupported: [string, string][] = [
     ['WORKERS', '2'],
-    ['UPSTREAM_RETRIES', '2'],
-    ['CIRCUIT_FAILURES', '3'],
   ]
   for (const [name, value] of unsupported) {
     test(`${name} set: refuses to start rather than ignore it`, () => {

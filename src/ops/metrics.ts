@@ -46,6 +46,27 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly upstreamRetries = new Counter({
+    name: 'gateway_upstream_retries_total',
+    help: 'Requests sent again to another instance, by service and reason (connect, tls, reset).',
+    labelNames: ['service', 'reason'] as const,
+    registers: [this.registry],
+  })
+
+  readonly upstreamEjections = new Counter({
+    name: 'gateway_upstream_ejections_total',
+    help: 'Instances taken out of rotation after CIRCUIT_FAILURES consecutive failures, by service and instance.',
+    labelNames: ['service', 'instance'] as const,
+    registers: [this.registry],
+  })
+
+  readonly upstreamHealthy = new Gauge({
+    name: 'gateway_upstream_healthy',
+    help: 'Whether an instance is in rotation (1) or ejected (0), by service and instance (its URL as configured).',
+    labelNames: ['service', 'instance'] as const,
+    registers: [this.registry],
+  })
+
   readonly rateLimited = new Counter({
     name: 'gateway_rate_limited_total',
     help: 'Requests refused with 429 by the rate limiter.',

@@ -55,14 +55,15 @@ export class AccessLog {
   /**
    * Writes the line of one request; the field order is pino's: level, time, bindings, fields, msg.
    * @param serviceFields from `serviceFields()`.
+   * @param attempts of a proxied request (retries included; 0 when no instance could be used); undefined for other requests.
    * @example {"level":"info","time":"…","service":"runner","target_url":"…","method":"GET","path":"/jobs","status":200,"duration_ms":3,"request_id":"…","client_ip":"…","msg":"Proxied request"}
    */
-  line(ctx: RequestContext, level: AccessLevel, msg: string, serviceFields: string, path: string, status: number, durationMs: number): void {
+  line(ctx: RequestContext, level: AccessLevel, msg: string, serviceFields: string, path: string, status: number, durationMs: number, attempts: number | undefined): void {
     const failure = ctx.upstreamError
     this.write(
       `{"level":"${level}"${isoTimestamp()}${serviceFields},"method":${jsonString(ctx.method)},"path":${jsonString(path)},"status":${status},"duration_ms":${durationMs},"request_id":"${ctx.requestId}","client_ip":"${ctx.clientIp}"${
-        failure === undefined ? '' : `,"upstream_error":"${failure}"`
-      },"msg":"${msg}"}\n`,
+        attempts === undefined ? '' : `,"attempts":${attempts}`
+      }${failure === undefined ? '' : `,"upstream_error":"${failure}"`},"msg":"${msg}"}\n`,
     )
   }
 }

@@ -9,11 +9,12 @@
 import type { Server } from 'bun'
 import type { Principal } from '../auth/token-verifier'
 import type { RateDecision } from '../ratelimit/token-bucket'
-import type { Upstream } from '../upstream/upstream'
+import type { InstanceTarget } from '../config'
+import type { CallRecord, Upstream } from '../upstream/upstream'
 import type { FailureKind } from '../upstream/failures'
 import type { RouteKind } from './routes'
 
-export class RequestContext {
+export class RequestContext implements CallRecord {
   /** Read once: Bun makes a new string each time `request.url` or `request.method` is read. */
   readonly url: string
   readonly method: string
@@ -34,6 +35,9 @@ export class RequestContext {
   restStart = 0
   /** Proxy: the service, once the route step found it. */
   upstream: Upstream | undefined = undefined
+  /** Proxy: attempts made (retries on other instances included), and the instance of the last one. */
+  attempts = 0
+  instance: InstanceTarget | undefined = undefined
   /** `POST /api/v1/events` or `POST /api/v1/events/<client_id>`. */
   isPublish = false
   /** Publishing: whether the request carries `Authorization: Bearer <PUBLISH_TOKEN>` (checked once). */

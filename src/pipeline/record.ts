@@ -5,6 +5,7 @@
 import type { Metrics } from '../ops/metrics'
 import { PROXIED_METHODS } from '../proxy/route'
 import { FAILURES } from '../upstream/failures'
+import { pathOn } from '../upstream/upstream'
 import type { AccessLevel, AccessLog } from './access-log'
 import type { RequestContext } from './context'
 
@@ -33,14 +34,16 @@ export function record(ctx: RequestContext, status: number, parts: RecordParts):
   // Probes and scrapes would otherwise fill the log: they are logged at debug.
   const level: AccessLevel = ctx.kind === 'ops' ? 'debug' : recorded >= 500 ? 'warn' : 'info'
   if (!accessLog.enabled(level)) return
-  const upstream = proxied ? ctx.upstream : undefined
+  // The instance of the last attempt; none when the service had no instance to offer (all ejected).
+  const instance = proxied ? ctx.instance : undefined
   accessLog.line(
     ctx,
     level,
     proxied ? 'Proxied request' : 'Request',
-    upstream === undefined ? accessLog.serviceFields(service) : accessLog.serviceFields(service, upstream.url),
-    upstream === undefined ? ctx.path : upstream.pathOn(ctx.url.slice(ctx.restStart, ctx.pathEnd)),
+    instance === undefined ? accessLog.serviceFields(service) : accessLog.serviceFields(service, instance.url),
+    instance === undefined ? ctx.path : pathOn(instance, ctx.url.slice(ctx.restStart, ctx.pathEnd)),
     recorded,
     Math.round(seconds * 1000),
+    proxied ? ctx.attempts : undefined,
   )
 }

@@ -31,5 +31,6 @@ export function proxyRequest(ctx: RequestContext, scheme: 'http' | 'https'): Pro
     body: request.body,
     declaredLength: ctx.declaredLength,
     client: request,
+    record: ctx,
   })
 }

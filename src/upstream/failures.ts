@@ -5,7 +5,7 @@
  */
 import { type ErrorCode, GatewayError } from '../http/errors'
 
-export type FailureKind = 'connect' | 'tls' | 'reset' | 'timeout' | 'too_large' | 'client_gone'
+export type FailureKind = 'connect' | 'tls' | 'reset' | 'timeout' | 'too_large' | 'client_gone' | 'ejected'
 
 interface FailureRow {
   /** The error the client gets. */
@@ -29,21 +29,31 @@ export const FAILURES: Readonly<Record<FailureKind, FailureRow>> = {
   too_large: { error: 'payload_too_large', backendFault: false },
   /** The client went away first; nginx's 499 "client closed request" in logs and metrics. */
   client_gone: { error: 'bad_gateway', backendFault: false, loggedStatus: 499 },
+  /** Every instance of the service is ejected (README, "Instances"): answered at once, no backend touched. */
+  ejected: { error: 'service_unavailable', backendFault: false },
 }
+
+/** Whether the kind means the instance failed, for passive health. */
+export const INSTANCE_FAULTS: ReadonlySet<FailureKind> = new Set(['connect', 'tls', 'reset', 'timeout'])
 
 /** A failed exchange with the backend of `service`. */
 export class UpstreamFailure extends Error {
+  /**
+   * @param retryAfterSeconds for `ejected`: when the next probe is due (`Retry-After`).
+   */
   constructor(
     readonly kind: FailureKind,
     readonly service: string,
     message: string,
+    readonly retryAfterSeconds?: number,
   ) {
     super(message)
   }
 
   /** The client's answer, from the row of this kind. */
   toGatewayError(): GatewayError {
-    return new GatewayError(FAILURES[this.kind].error, `${this.service}: ${this.message}`)
+    const headers: Record<string, string> = this.retryAfterSeconds === undefined ? {} : { 'retry-after': String(this.retryAfterSeconds) }
+    return new GatewayError(FAILURES[this.kind].error, `${this.service}: ${this.message}`, headers)
   }
 }
 

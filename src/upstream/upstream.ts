@@ -1,19 +1,29 @@
 /**
- * The one way to call a backend (README, "Design notes"): the proxy and the forwarding of HITL
- * answers both go through `Upstream.call`, which chooses the target, forwards with Bun's `fetch`
- * (keep-alive pooled, no decompression, no redirects followed) under the header deadline, drops
- * the hop-by-hop headers of the response, and classifies what went wrong (`failures.ts`).
+ * The one way to call a backend (README, "Design notes" and "Instances"): the proxy and the
+ * forwarding of HITL answers both go through `Upstream.call`, which picks an instance (least
+ * requests in flight of two random healthy ones), forwards with Bun's `fetch` (keep-alive
+ * pooled, no decompression, no redirects followed) under the header deadline, drops the
+ * hop-by-hop headers of the response, classifies what went wrong (`failures.ts`), feeds passive
+ * health, and retries on another instance a request that reached no backend.
  */
-import type { Config, ServiceTarget } from '../config'
+import type { Config, InstanceTarget, ServiceTarget } from '../config'
+import type { Logger } from '../log'
 import type { Metrics } from '../ops/metrics'
 import { dropHopByHop } from '../http/hop-by-hop'
+import { pickLeastLoaded } from './balancer'
 import { BodyLimit } from './body-limit'
 import { DeadlineQueue } from './deadlines'
 import { Exchange } from './exchange'
-import { type FailureKind, FAILURES, UpstreamFailure, failureKindOf } from './failures'
+import { type FailureKind, FAILURES, INSTANCE_FAULTS, UpstreamFailure, failureKindOf } from './failures'
+import { Instance } from './instance'
+import { PassiveHealth } from './passive-health'
 
 /** How long an exchange waits for headers before its client's departure is watched (see deadlines.ts). */
 export const WATCH_CLIENT_AFTER_MS = 100
+/** A request body up to this size is kept, so the request can be sent again to another instance. */
+export const REPLAYABLE_BODY_BYTES = 64 * 1024
+/** RFC 9110 §9.2.2: methods whose repetition is harmless, retried even after the backend saw them. */
+const RETRIED_AFTER_RESET: ReadonlySet<string> = new Set(['GET', 'HEAD'])
 
 export interface UpstreamRequest {
   method: string
@@ -28,7 +38,18 @@ export interface UpstreamRequest {
   declaredLength: number | null
   /** The client's request: its departure aborts the exchange. Absent for the gateway's own calls. */
   client?: Request
+  /** Told which instance answered and after how many attempts (for the access log). */
+  record?: CallRecord
 }
+
+/** What a caller learns of a call besides its response. */
+export interface CallRecord {
+  attempts: number
+  instance: InstanceTarget | undefined
+}
+
+/** A request body as sent: the client's stream, or text or bytes that can be sent again. */
+type OutgoingBody = ReadableStream<Uint8Array> | string | ArrayBuffer | null
 
 /** Options of Bun's `fetch` that bun-types does not declare. */
 interface BunFetchExtensions {
@@ -36,53 +57,112 @@ interface BunFetchExtensions {
   decompress?: boolean
 }
 
-/** What every upstream shares: the deadline queue, the limits and the metrics. */
+/** What every upstream shares: the deadline queue, the limits, passive health and the metrics. */
 interface Shared {
   deadlines: DeadlineQueue
   timeoutMs: number
   maxBodyBytes: number
+  retries: number
+  health: PassiveHealth
   metrics: Metrics
 }
 
-/** One backend service. */
+/** One backend service and its instances. */
 export class Upstream {
+  private readonly instances: readonly Instance[]
+  /** Several instances: requests are balanced and counted in flight until their body ends. */
+  private readonly balanced: boolean
+
   constructor(
-    private readonly instance: ServiceTarget,
+    private readonly service: ServiceTarget,
     private readonly shared: Shared,
-  ) {}
+  ) {
+    this.instances = service.instances.map((target) => new Instance(service.name, target))
+    this.balanced = this.instances.length > 1
+    for (const instance of this.instances) shared.health.register(instance)
+  }
 
   get name(): string {
-    return this.instance.name
+    return this.service.name
   }
 
-  /** The service's URL as configured (`target_url` in the log). */
+  /** The service's setting as configured (the startup log). */
   get url(): string {
-    return this.instance.url
-  }
-
-  /** The instance for the next exchange; a service has exactly one today. */
-  pick(): ServiceTarget {
-    return this.instance
-  }
-
-  /**
-   * The path on the backend for a path after the service prefix.
-   * @example upstream.pathOn('/jobs') // '/base/jobs' for http://h:9000/base; pathOn('') → '/base' (or '/')
-   */
-  pathOn(path: string): string {
-    return this.instance.basePath + path || '/'
+    return this.service.url
   }
 
   /**
    * Sends the request and resolves with the backend's response, its body still streaming.
    * @example await upstreams.get('hitl')!.call({ method: 'POST', target: '/responses', headers, body, declaredLength: null })
-   * @throws UpstreamFailure with the kind of failure.
+   * @throws UpstreamFailure with the kind of failure (`ejected` while no instance may be used).
    */
   async call(request: UpstreamRequest): Promise<Response> {
-    const target = this.pick()
+    const { health, metrics } = this.shared
+    let body: OutgoingBody = request.body
+    let tried: Instance[] | undefined
+    // Sending again needs the body again: a small declared one is read first; a streamed one is never retried.
+    const mayRetry = this.balanced && this.shared.retries > 0
+    if (mayRetry && body instanceof ReadableStream && request.declaredLength !== null && request.declaredLength <= REPLAYABLE_BODY_BYTES) {
+      try {
+        body = await new Response(body).arrayBuffer()
+      } catch {
+        throw new UpstreamFailure('client_gone', this.name, failureMessage('client_gone', null, this.shared))
+      }
+    }
+    const replayable = !(body instanceof ReadableStream)
+    for (let attempt = 1; ; attempt++) {
+      const now = performance.now()
+      const instance = this.choose(tried, now)
+      if (instance === undefined) throw this.unavailable(now)
+      if (request.record !== undefined) {
+        request.record.attempts = attempt
+        request.record.instance = instance.target
+      }
+      instance.inFlight++
+      let kind: FailureKind
+      let failure: UpstreamFailure
+      try {
+        const response = await this.send(instance, request, body)
+        health.answered(instance, response.status)
+        return this.balanced ? this.countedUntilEnd(instance, response, request.client) : (instance.inFlight--, response)
+      } catch (error) {
+        instance.inFlight--
+        failure = error as UpstreamFailure
+        kind = failure.kind
+      }
+      if (INSTANCE_FAULTS.has(kind)) health.failed(instance)
+      else health.release(instance)
+      const retry = mayRetry && replayable && attempt <= this.shared.retries && isRetried(kind, request.method)
+      if (!retry) throw failure
+      ;(tried ??= []).push(instance)
+      if (tried.length >= this.instances.length) throw failure
+      metrics.upstreamRetries.inc({ service: this.name, reason: kind })
+    }
+  }
+
+  /** An instance for the next attempt, not yet tried for this request; undefined when none may be used. */
+  private choose(tried: Instance[] | undefined, now: number): Instance | undefined {
+    const { health } = this.shared
+    if (!this.balanced) {
+      const only = this.instances[0]!
+      return health.admit(only, now) ? only : undefined
+    }
+    let due: Instance | undefined
+    const healthy: Instance[] = []
+    for (const instance of this.instances) {
+      if (tried?.includes(instance)) continue
+      if (!instance.ejected) healthy.push(instance)
+      else if (due === undefined && !instance.probing && now >= instance.ejectedUntil) due = instance
+    }
+    // A cooled-down instance takes the next request as its probe, so it is back as soon as it works.
+    const pick = due ?? pickLeastLoaded(healthy)
+    return pick !== undefined && health.admit(pick, now) ? pick : undefined
+  }
+
+  /** One attempt on one instance. */
+  private async send(instance: Instance, request: UpstreamRequest, body: OutgoingBody): Promise<Response> {
     const { deadlines } = this.shared
     const exchange = new Exchange(request.client)
-    let body = request.body
     let limit: BodyLimit | undefined
     if (body instanceof ReadableStream && request.declaredLength === null) {
       limit = new BodyLimit(this.shared.maxBodyBytes)
@@ -99,6 +179,7 @@ export class Upstream {
         decompress: false,
       }
       // `http://h:9000` + `` + `?x` is fetched as `http://h:9000/?x`: the URL parser supplies the `/`.
+      const target = instance.target
       const response = await fetch(target.origin + target.basePath + request.target, init)
       // In place: the response is handed on as it is, without a copy (`Set-Cookie` stays apart).
       dropHopByHop(response.headers)
@@ -110,10 +191,78 @@ export class Upstream {
     }
   }
 
+  /**
+   * With several instances, a request counts as in flight until its response body ends, is
+   * cancelled, or its client goes away (Bun does not always cancel the stream then).
+   */
+  private countedUntilEnd(instance: Instance, response: Response, client: Request | undefined): Response {
+    const source = response.body
+    if (source === null) {
+      instance.inFlight--
+      return response
+    }
+    const reader = source.getReader()
+    let counted = true
+    const finish = () => {
+      if (!counted) return
+      counted = false
+      instance.inFlight--
+      client?.signal.removeEventListener('abort', onClientGone)
+    }
+    const onClientGone = () => {
+      finish()
+      reader.cancel().catch(() => {})
+    }
+    client?.signal.addEventListener('abort', onClientGone, { once: true })
+    const body = new ReadableStream<Uint8Array>(
+      {
+        async pull(controller) {
+          try {
+            const { done, value } = await reader.read()
+            if (done) {
+              finish()
+              controller.close()
+            } else controller.enqueue(value)
+          } catch (error) {
+            finish()
+            controller.error(error)
+          }
+        },
+        cancel(reason) {
+          finish()
+          return reader.cancel(reason)
+        },
+      },
+      { highWaterMark: 0 },
+    )
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers })
+  }
+
+  /** 503 while every instance is ejected, with the time until the next probe. */
+  private unavailable(now: number): UpstreamFailure {
+    const seconds = this.shared.health.retryAfterSeconds(this.instances, now)
+    const which = this.balanced ? 'every instance is' : 'the backend is'
+    return new UpstreamFailure('ejected', this.name, `${which} out of rotation after repeated failures; next probe in ${seconds} s`, seconds)
+  }
+
   private failure(kind: FailureKind, cause: unknown): UpstreamFailure {
     if (FAILURES[kind].backendFault) this.shared.metrics.upstreamErrors.inc({ service: this.name, kind })
     return new UpstreamFailure(kind, this.name, failureMessage(kind, cause, this.shared))
   }
+}
+
+/**
+ * The path on an instance for a path after the service prefix.
+ * @example pathOn({ basePath: '/base', ... }, '/jobs') // '/base/jobs'; pathOn(instance, '') → '/base' (or '/')
+ */
+export function pathOn(instance: InstanceTarget, path: string): string {
+  return instance.basePath + path || '/'
+}
+
+/** SPEC's retry rule (README, "Instances"): nothing reached a backend, or a GET/HEAD saw no byte of an answer. */
+function isRetried(kind: FailureKind, method: string): boolean {
+  if (kind === 'connect' || kind === 'tls') return true
+  return kind === 'reset' && RETRIED_AFTER_RESET.has(method)
 }
 
 function failureMessage(kind: FailureKind, cause: unknown, limits: { timeoutMs: number; maxBodyBytes: number }): string {
@@ -131,17 +280,30 @@ function failureMessage(kind: FailureKind, cause: unknown, limits: { timeoutMs: 
       return `request body larger than ${limits.maxBodyBytes} bytes`
     case 'client_gone':
       return 'the client disconnected'
+    case 'ejected':
+      return 'out of rotation'
   }
 }
 
-/** Every configured service as an `Upstream`, sharing one deadline queue. */
+/** Every configured service as an `Upstream`, sharing one deadline queue and one passive-health policy. */
 export class Upstreams {
   private readonly byName = new Map<string, Upstream>()
   private readonly deadlines: DeadlineQueue
 
-  constructor(config: Pick<Config, 'services' | 'upstreamTimeoutMs' | 'maxBodyBytes'>, metrics: Metrics) {
+  constructor(
+    config: Pick<Config, 'services' | 'upstreamTimeoutMs' | 'maxBodyBytes' | 'upstreamRetries' | 'circuitFailures' | 'circuitCooldownMs'>,
+    metrics: Metrics,
+    logger: Logger,
+  ) {
     this.deadlines = new DeadlineQueue(config.upstreamTimeoutMs, WATCH_CLIENT_AFTER_MS)
-    const shared: Shared = { deadlines: this.deadlines, timeoutMs: config.upstreamTimeoutMs, maxBodyBytes: config.maxBodyBytes, metrics }
+    const shared: Shared = {
+      deadlines: this.deadlines,
+      timeoutMs: config.upstreamTimeoutMs,
+      maxBodyBytes: config.maxBodyBytes,
+      retries: config.upstreamRetries,
+      health: new PassiveHealth({ failures: config.circuitFailures, cooldownMs: config.circuitCooldownMs }, logger, metrics),
+      metrics,
+    }
     for (const [name, target] of config.services) this.byName.set(name, new Upstream(target, shared))
   }
 

@@ -21,11 +21,11 @@ describe('the access log serializer', () => {
     const { accessLog, lines } = collector()
     const ctx = context()
     ctx.upstreamError = 'timeout'
-    accessLog.line(ctx, 'warn', 'Proxied request', accessLog.serviceFields('runner', 'http://h:8082/base'), '/base/jobs', 504, 30001)
+    accessLog.line(ctx, 'warn', 'Proxied request', accessLog.serviceFields('runner', 'http://h:8082/base'), '/base/jobs', 504, 30001, 1)
     expect(lines).toHaveLength(1)
     expect(lines[0]!.endsWith('}\n')).toBe(true)
     const parsed = JSON.parse(lines[0]!)
-    expect(Object.keys(parsed)).toEqual(['level', 'time', 'service', 'target_url', 'method', 'path', 'status', 'duration_ms', 'request_id', 'client_ip', 'upstream_error', 'msg'])
+    expect(Object.keys(parsed)).toEqual(['level', 'time', 'service', 'target_url', 'method', 'path', 'status', 'duration_ms', 'request_id', 'client_ip', 'attempts', 'upstream_error', 'msg'])
     expect(parsed).toMatchObject({
       level: 'warn',
       service: 'runner',
@@ -33,6 +33,7 @@ describe('the access log serializer', () => {
       method: 'PATCH',
       path: '/base/jobs',
       status: 504,
+      attempts: 1,
       duration_ms: 30001,
       request_id: 'req-1',
       client_ip: '203.0.113.9',
@@ -45,7 +46,7 @@ describe('the access log serializer', () => {
   test('escapes a path that needs it, and only then, into valid JSON', () => {
     const { accessLog, lines } = collector()
     const awkward = '/a"b\\c\u0001\n\ud800'
-    accessLog.line(context(), 'info', 'Request', accessLog.serviceFields('gateway'), awkward, 404, 0)
+    accessLog.line(context(), 'info', 'Request', accessLog.serviceFields('gateway'), awkward, 404, 0, undefined)
     expect(JSON.parse(lines[0]!).path).toBe(awkward)
   })
 

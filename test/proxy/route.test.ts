@@ -4,7 +4,8 @@ import { Metrics } from '../../src/ops/metrics'
 import { RequestContext } from '../../src/pipeline/context'
 import { classify } from '../../src/pipeline/routes'
 import { resolveProxyRoute } from '../../src/proxy/route'
-import { Upstreams } from '../../src/upstream/upstream'
+import { Upstreams, pathOn } from '../../src/upstream/upstream'
+import { createLogger } from '../../src/log'
 
 function classified(url: string, method = 'GET'): RequestContext {
   const ctx = new RequestContext(new Request(url, { method }), undefined)
@@ -39,17 +40,17 @@ describe('every request is classified once, from its path', () => {
 
 describe('the route step of a proxied request', () => {
   const config = loadConfig({ X_URL: 'http://h:9000/base' })
-  const upstreams = new Upstreams(config, new Metrics())
+  const upstreams = new Upstreams(config, new Metrics(), createLogger('silent'))
 
   test('finds the service, and the path on the backend keeps the base path', () => {
     const ctx = classified('http://gw/api/v1/x/a/b?q=%41')
     resolveProxyRoute(ctx, upstreams, 1000)
     expect(ctx.upstream?.name).toBe('x')
-    expect(ctx.upstream?.pathOn(ctx.url.slice(ctx.restStart, ctx.pathEnd))).toBe('/base/a/b')
+    expect(pathOn(config.services.get('x')!.instances[0]!, ctx.url.slice(ctx.restStart, ctx.pathEnd))).toBe('/base/a/b')
     expect(ctx.url.slice(ctx.pathEnd)).toBe('?q=%41')
     const bare = classified('http://gw/api/v1/x')
     resolveProxyRoute(bare, upstreams, 1000)
-    expect(bare.upstream?.pathOn(bare.url.slice(bare.restStart, bare.pathEnd))).toBe('/base')
+    expect(pathOn(config.services.get('x')!.instances[0]!, bare.url.slice(bare.restStart, bare.pathEnd))).toBe('/base')
   })
 
   test('unknown services, malformed percent-encoding, methods not proxied and declared oversize bodies are errors with their codes', () => {
