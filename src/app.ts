@@ -20,6 +20,7 @@ import { Lifecycle } from './ops/lifecycle'
 import { Metrics } from './ops/metrics'
 import { opsRoutes } from './ops/plugin'
 import { AccessLog } from './pipeline/access-log'
+import { WebSocketBridge } from './proxy/websocket'
 import { contextOf } from './pipeline/context'
 import { Pipeline } from './pipeline/pipeline'
 import { failureResponse } from './pipeline/respond'
@@ -46,7 +47,9 @@ export interface Gateway {
   lifecycle: Lifecycle
   metrics: Metrics
   /** Answers one request as the server does (tests call it for requests the listener would no longer take). */
-  handle(request: Request, server?: Server<unknown>): Promise<Response>
+  handle(request: Request, server?: Server<unknown>): Promise<Response | undefined>
+  /** Proxied WebSocket sessions. */
+  websockets: WebSocketBridge
   /** Starts listening; `port` overrides `config.port` (tests pass 0). */
   listen(port?: number): Server<unknown>
   /** Drain and stop (README, "Operations"). Resolves with whether in-flight requests finished in time. */
@@ -82,6 +85,9 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
   // hand `POST /api/v1/events/alice/` to the publish route after the pipeline saw no publish.
   const cors = new CorsPolicy(config.corsOrigins)
   const authenticator = Authenticator.create(config.auth, cors, logger, metrics)
+  const websockets = new WebSocketBridge(metrics, logger, cors)
+  // Sessions close at once with 1001 on both sides, like event streams.
+  lifecycle.onShutdown(() => websockets.closeAll())
   const app = new Elysia({ strictPath: true, handler: { standardHostname: false } })
     // Registered before the routes: Elysia applies a hook only to routes added after it.
     .onError({ as: 'global' }, ({ request, code, error }) => routeFailure(request, code, error, logger))
@@ -94,6 +100,7 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
     publisherAuth: new PublisherAuth(config.events.publishToken),
     authenticator,
     upstreams,
+    websockets,
     metrics,
     accessLog: new AccessLog(logger),
     logger,
@@ -107,6 +114,7 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
     cluster,
     lifecycle,
     metrics,
+    websockets,
     handle: (request, via = server) => pipeline.handle(request, via),
     listen(port = config.port) {
       server = Bun.serve({
@@ -118,6 +126,7 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
         // Bodies are bounded by MAX_BODY_BYTES in the pipeline, with a JSON 413; Bun's own limit would answer first and bare.
         maxRequestBodySize: Number.MAX_SAFE_INTEGER,
         fetch: (request, via) => pipeline.handle(request, via),
+        websocket: websockets.handlers,
       })
       return server
     },

@@ -1,7 +1,7 @@
 /**
- * No idle cut-off on long-lived streams. Bun closes connections idle for 10 s and
- * Elysia's listen() for 30 s unless the gateway lifts the timeout per request; each test here
- * stays silent for 40 s, so they run concurrently.
+ * No idle cut-off on long-lived streams and WebSocket sessions. Bun closes connections idle
+ * for 10 s and Elysia's listen() for 30 s unless the gateway lifts the timeout per request;
+ * each test here stays silent for 40 s, so they run concurrently.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { type MockBackend, startBackend } from './helpers/backend'
@@ -13,6 +13,8 @@ const encoder = new TextEncoder()
 
 let backend: MockBackend
 let gw: RunningGateway
+/** A WebSocket backend that echoes, and never pings or times out on its own. */
+let wsBackend: ReturnType<typeof Bun.serve>
 
 beforeAll(async () => {
   backend = startBackend((request, server) => {
@@ -28,12 +30,20 @@ beforeAll(async () => {
     return new Response(body, { headers: { 'content-type': 'text/event-stream' } })
   })
   // Heartbeats slower than the silence, so nothing but the lifted timeout keeps the stream open.
-  gw = await startGateway({ QUIET_URL: backend.url, SSE_HEARTBEAT_MS: '120000' })
+  wsBackend = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    idleTimeout: 0,
+    fetch: (request, server) => (server.upgrade(request, { data: undefined }) ? undefined : new Response('no', { status: 400 })),
+    websocket: { idleTimeout: 0, sendPings: false, message: (ws, message) => void ws.send(message) },
+  })
+  gw = await startGateway({ QUIET_URL: backend.url, SSE_HEARTBEAT_MS: '120000', ECHO_URL: `http://127.0.0.1:${wsBackend.port}` })
 })
 
 afterAll(async () => {
   await gw.stop()
   backend.stop()
+  wsBackend.stop(true)
 })
 
 test.concurrent(
@@ -55,6 +65,23 @@ test.concurrent(
     expect(body.delivered).toBe(1)
     expect((await stream.waitFor((e) => e.event === 'late')).id).toBe(body.id)
     stream.close()
+  },
+  SILENCE_MS + 15_000,
+)
+
+test.concurrent(
+  'a proxied WebSocket session survives 40 s of silence both ways',
+  async () => {
+    const socket = new WebSocket(`${gw.url.replace('http', 'ws')}/api/v1/echo/quiet`)
+    await new Promise((resolve, reject) => ((socket.onopen = resolve), (socket.onerror = reject)))
+    let closedEarly = false
+    socket.onclose = () => (closedEarly = true)
+    await Bun.sleep(SILENCE_MS)
+    expect(closedEarly).toBe(false)
+    const echoed = new Promise((resolve) => (socket.onmessage = (event) => resolve(event.data)))
+    socket.send('still here')
+    expect(await echoed).toBe('still here')
+    socket.close()
   },
   SILENCE_MS + 15_000,
 )

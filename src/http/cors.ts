@@ -40,6 +40,11 @@ export class CorsPolicy {
     return new Response(null, { status: 204, headers })
   }
 
+  /** Whether a page from `origin` may use the gateway at all: any with `*`, else the listed ones. */
+  allowsOrigin(origin: string): boolean {
+    return this.allowed === '*' || this.allowed.has(origin)
+  }
+
   /** Whether `origin` is listed in `CORS_ORIGINS` (so it gets credentials); never true for `*`. */
   grantsCredentialsTo(origin: string): boolean {
     return this.allowed !== '*' && this.allowed.has(origin)

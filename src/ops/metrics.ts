@@ -67,6 +67,19 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly websocketSessions = new Gauge({
+    name: 'gateway_websocket_sessions',
+    help: 'WebSocket sessions open on this process.',
+    registers: [this.registry],
+  })
+
+  readonly websocketMessages = new Counter({
+    name: 'gateway_websocket_messages_total',
+    help: 'WebSocket messages relayed, by direction (to_backend, to_client).',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  })
+
   readonly rateLimited = new Counter({
     name: 'gateway_rate_limited_total',
     help: 'Requests refused with 429 by the rate limiter.',

@@ -21,6 +21,7 @@ import type { PublisherAuth } from '../events/publisher-auth'
 import type { Logger } from '../log'
 import type { Metrics } from '../ops/metrics'
 import { proxyRequest } from '../proxy/handler'
+import { type WebSocketBridge, isWebSocketUpgrade } from '../proxy/websocket'
 import type { RateLimiter } from '../ratelimit/token-bucket'
 import type { Upstreams } from '../upstream/upstream'
 import type { AccessLog } from './access-log'
@@ -42,6 +43,8 @@ export interface PipelineParts {
   /** Null: authentication is off. */
   authenticator: Authenticator | null
   upstreams: Upstreams
+  /** WebSocket upgrades of proxied routes. */
+  websockets: WebSocketBridge
   metrics: Metrics
   accessLog: AccessLog
   logger: Logger
@@ -62,17 +65,22 @@ export class Pipeline {
   }
 
   /**
-   * Answers one request; never throws.
+   * Answers one request; never throws. Resolves with nothing once a WebSocket upgrade has been
+   * handed to Bun, which then answers the 101 itself.
    * @example Bun.serve({ fetch: (request, server) => pipeline.handle(request, server) })
    */
-  async handle(request: Request, server?: Server<unknown>): Promise<Response> {
+  async handle(request: Request, server?: Server<unknown>): Promise<Response | undefined> {
     const parts = this.parts
     const ctx = identify(request, server, { trustProxy: this.trustProxy, publisherAuth: parts.publisherAuth })
-    let response: Response
+    let response: Response | undefined
     try {
       response = preflight(ctx, parts.cors) ?? (await this.proceed(ctx))
     } catch (error) {
       response = failureResponse(ctx, error, parts.logger)
+    }
+    if (response === undefined) {
+      record(ctx, 101, parts)
+      return undefined
     }
     respond(ctx, response, parts.cors)
     record(ctx, response.status, parts)
@@ -80,25 +88,25 @@ export class Pipeline {
   }
 
   /** Rate limit → the rest; a shared (Redis) limiter's decision is the only one waited for. */
-  private proceed(ctx: RequestContext): Promise<Response> {
+  private proceed(ctx: RequestContext): Promise<Response | undefined> {
     const limited = rateLimit(ctx, this.parts.limiter)
     return limited === undefined ? this.afterRateLimit(ctx) : limited.then(() => this.afterRateLimit(ctx))
   }
 
   /** Authenticate → the rest; a token verified before is accepted without waiting. */
-  private afterRateLimit(ctx: RequestContext): Promise<Response> {
+  private afterRateLimit(ctx: RequestContext): Promise<Response | undefined> {
     const parts = this.parts
     const authenticated = authenticate(ctx, parts.publisherAuth, parts.authenticator)
     return authenticated === undefined ? this.afterAuthenticate(ctx) : authenticated.then(() => this.afterAuthenticate(ctx))
   }
 
   /** Route → handle. */
-  private afterAuthenticate(ctx: RequestContext): Promise<Response> {
+  private afterAuthenticate(ctx: RequestContext): Promise<Response | undefined> {
     const parts = this.parts
     route(ctx, parts.upstreams, this.maxBodyBytes)
     switch (ctx.kind) {
       case 'proxy':
-        return proxyRequest(ctx, this.scheme)
+        return isWebSocketUpgrade(ctx) ? parts.websockets.upgrade(ctx, this.scheme) : proxyRequest(ctx, this.scheme)
       case 'ops':
       case 'events':
         return this.answerWithApp(ctx)

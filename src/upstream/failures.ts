@@ -5,7 +5,7 @@
  */
 import { type ErrorCode, GatewayError } from '../http/errors'
 
-export type FailureKind = 'connect' | 'tls' | 'reset' | 'timeout' | 'too_large' | 'client_gone' | 'ejected'
+export type FailureKind = 'connect' | 'tls' | 'reset' | 'timeout' | 'too_large' | 'client_gone' | 'ejected' | 'refused'
 
 interface FailureRow {
   /** The error the client gets. */
@@ -29,6 +29,8 @@ export const FAILURES: Readonly<Record<FailureKind, FailureRow>> = {
   too_large: { error: 'payload_too_large', backendFault: false },
   /** The client went away first; nginx's 499 "client closed request" in logs and metrics. */
   client_gone: { error: 'bad_gateway', backendFault: false, loggedStatus: 499 },
+  /** A WebSocket upgrade the backend answered with something else than 101, or without an offered subprotocol. */
+  refused: { error: 'bad_gateway', backendFault: false },
   /** Every instance of the service is ejected (README, "Instances"): answered at once, no backend touched. */
   ejected: { error: 'service_unavailable', backendFault: false },
 }

@@ -42,6 +42,29 @@ export interface UpstreamRequest {
   record?: CallRecord
 }
 
+/** A WebSocket to open on the backend (README, "WebSocket proxying"). */
+export interface UpstreamWebSocketRequest {
+  /** As for `UpstreamRequest`: the path after the service's base path, and the query. */
+  target: string
+  /** End-to-end headers, forwarding headers included; no `Sec-WebSocket-*` of the client's. */
+  headers: Headers
+  /** The subprotocols the client offered, in its order. */
+  protocols: string[]
+  /** The client's request: if it goes away while the backend is being reached, the attempt stops. */
+  client: Request
+  record?: CallRecord
+}
+
+/** A backend WebSocket that is open, and what must be done once its session ends. */
+export interface OpenedWebSocket {
+  socket: WebSocket
+  /** The session has ended: the instance has one request fewer in flight. */
+  release(): void
+}
+
+/** Bun's client `WebSocket` takes headers too (and the subprotocols then as an option). */
+type BunWebSocketConstructor = new (url: string, options: { headers: Headers; protocols: string[] }) => WebSocket
+
 /** What a caller learns of a call besides its response. */
 export interface CallRecord {
   attempts: number
@@ -138,6 +161,97 @@ export class Upstream {
       if (tried.length >= this.instances.length) throw failure
       metrics.upstreamRetries.inc({ service: this.name, reason: kind })
     }
+  }
+
+  /**
+   * Opens a WebSocket on an instance: balanced and ejection-aware like `call`, and tried on
+   * another instance when the socket could not be opened at all. Resolves once the backend
+   * accepted the upgrade with one of the offered subprotocols (when any was offered).
+   * @throws UpstreamFailure `refused` (a status other than 101, or no subprotocol chosen),
+   *   `connect`/`tls`, `timeout`, `client_gone` or `ejected`.
+   */
+  async openWebSocket(request: UpstreamWebSocketRequest): Promise<OpenedWebSocket> {
+    const { health, metrics } = this.shared
+    let tried: Instance[] | undefined
+    for (let attempt = 1; ; attempt++) {
+      const now = performance.now()
+      const instance = this.choose(tried, now)
+      if (instance === undefined) throw this.unavailable(now)
+      if (request.record !== undefined) {
+        request.record.attempts = attempt
+        request.record.instance = instance.target
+      }
+      instance.inFlight++
+      let failure: UpstreamFailure
+      try {
+        const socket = await this.connectWebSocket(instance, request)
+        health.succeeded(instance)
+        let released = false
+        return {
+          socket,
+          release: () => {
+            if (!released) (released = true), instance.inFlight--
+          },
+        }
+      } catch (error) {
+        instance.inFlight--
+        failure = error as UpstreamFailure
+      }
+      if (INSTANCE_FAULTS.has(failure.kind)) health.failed(instance)
+      else health.release(instance)
+      const retry = this.shared.retries >= attempt && (failure.kind === 'connect' || failure.kind === 'tls')
+      if (!retry) throw failure
+      ;(tried ??= []).push(instance)
+      if (tried.length >= this.instances.length) throw failure
+      metrics.upstreamRetries.inc({ service: this.name, reason: failure.kind })
+    }
+  }
+
+  /** One attempt: the backend's answer to the upgrade, within `UPSTREAM_TIMEOUT_MS`. */
+  private connectWebSocket(instance: Instance, request: UpstreamWebSocketRequest): Promise<WebSocket> {
+    const { origin, basePath } = instance.target
+    // http://h:9000 → ws://h:9000, https:// → wss://; as with fetch, the URL parser supplies a missing `/`.
+    const url = `ws${origin.slice(4)}${basePath}${request.target}`
+    const socket = new (WebSocket as unknown as BunWebSocketConstructor)(url, { headers: request.headers, protocols: request.protocols })
+    socket.binaryType = 'arraybuffer'
+    return new Promise<WebSocket>((resolve, reject) => {
+      const fail = (kind: FailureKind, message: string) => {
+        settle()
+        socket.close()
+        if (FAILURES[kind].backendFault) this.shared.metrics.upstreamErrors.inc({ service: this.name, kind })
+        reject(new UpstreamFailure(kind, this.name, message))
+      }
+      const timer = setTimeout(() => fail('timeout', `no answer to the WebSocket upgrade within ${this.shared.timeoutMs} ms`), this.shared.timeoutMs)
+      const onClientGone = () => fail('client_gone', failureMessage('client_gone', null, this.shared))
+      request.client.signal.addEventListener('abort', onClientGone, { once: true })
+      const settle = () => {
+        clearTimeout(timer)
+        request.client.signal.removeEventListener('abort', onClientGone)
+        socket.onopen = socket.onerror = socket.onclose = null
+      }
+      socket.onopen = () => {
+        if (request.protocols.length > 0 && !request.protocols.includes(socket.protocol)) {
+          fail('refused', 'the backend accepted the WebSocket upgrade without choosing an offered subprotocol')
+          return
+        }
+        settle()
+        resolve(socket)
+      }
+      socket.onerror = (event) => {
+        const error = (event as ErrorEvent).error as { code?: string; message?: string } | undefined
+        const message = (event as ErrorEvent).message ?? error?.message ?? ''
+        // Bun reports an HTTP answer other than 101 as "Expected 101 status code: <status>".
+        const status = /Expected 101 status code: (\d{3})/.exec(message)?.[1]
+        if (status !== undefined) {
+          this.shared.health.answered(instance, Number(status))
+          fail('refused', `the backend refused the WebSocket upgrade with status ${status}`)
+          return
+        }
+        const kind = failureKindOf(error)
+        fail(kind, failureMessage(kind, error, this.shared))
+      }
+      socket.onclose = () => fail('reset', failureMessage('reset', { message: 'closed before the upgrade completed' }, this.shared))
+    })
   }
 
   /** An instance for the next attempt, not yet tried for this request; undefined when none may be used. */
@@ -282,6 +396,8 @@ function failureMessage(kind: FailureKind, cause: unknown, limits: { timeoutMs: 
       return 'the client disconnected'
     case 'ejected':
       return 'out of rotation'
+    case 'refused':
+      return 'the backend refused the WebSocket upgrade'
   }
 }
 

@@ -61,7 +61,7 @@ describe('graceful shutdown', () => {
     const shutdown = gw.gateway.shutdown(5_000)
     expect(gw.gateway.lifecycle.ready).toBe(false)
     // The listener is closed, so ask the app directly, as a request already accepted would.
-    const ready = await gw.gateway.handle(new Request('http://gateway.local/ready'))
+    const ready = (await gw.gateway.handle(new Request('http://gateway.local/ready')))!
     expect(ready.status).toBe(503)
     expect(await ready.json()).toMatchObject({ error: 'service_unavailable' })
     let refused = false

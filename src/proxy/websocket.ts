@@ -1,0 +1,224 @@
+/**
+ * WebSocket proxying (README, "WebSocket proxying"): an upgrade to `/api/v1/<service>/...` is
+ * admitted like any request (rate limit, authentication, and the `CORS_ORIGINS` origin check
+ * against cross-site WebSocket hijacking), the backend's WebSocket is opened first, and only
+ * once the backend accepted is the client upgraded, with the backend's subprotocol. Then each
+ * session relays messages both ways, in order and unchanged, and passes closes on.
+ *
+ * Bun's limits, worked around or written down:
+ * - `server.upgrade()` needs the original `Request` (oven-sh/bun#11382): the pipeline hands it on.
+ * - Bun would echo the client's `Sec-WebSocket-Protocol` (#18243): the 101 is given the backend's
+ *   choice explicitly.
+ * - The client `WebSocket` always reports `bufferedAmount` 0 (#31760): a backend that stops
+ *   reading cannot be noticed, so only the client direction is bounded.
+ */
+import type { Server, ServerWebSocket, WebSocketHandler } from 'bun'
+import { withoutQueryToken } from '../auth/presented-token'
+import type { CorsPolicy } from '../http/cors'
+import { GatewayError } from '../http/errors'
+import type { Logger } from '../log'
+import type { Metrics } from '../ops/metrics'
+import type { RequestContext } from '../pipeline/context'
+import type { OpenedWebSocket } from '../upstream/upstream'
+import { prepareUpstreamHeaders } from './headers'
+
+/** A client whose unsent backlog passes this is disconnected: a slow reader cannot grow the gateway's memory. */
+export const MAX_CLIENT_BACKLOG_BYTES = 1024 * 1024
+/** Bun pings an idle client shortly before this, and closes one that answered nothing for this long. */
+const IDLE_TIMEOUT_SECONDS = 60
+/** RFC 6455 §7.4.1 codes. */
+const GOING_AWAY = 1001
+const POLICY_VIOLATION = 1008
+const INTERNAL_ERROR = 1011
+/** Received when a peer closed without a status (1005) or vanished (1006): never sent in a close frame. */
+const NO_STATUS = 1005
+const ABNORMAL = 1006
+
+/** The client's `Sec-WebSocket-*` headers describe its handshake with the gateway, not the backend's. */
+const HANDSHAKE_HEADERS = ['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol'] as const
+
+export interface SessionData {
+  session: WebSocketSession
+}
+
+/**
+ * Whether a request asks for a WebSocket (RFC 6455 §4.1: GET, `Upgrade: websocket`).
+ * @example isWebSocketUpgrade(ctx) // true for GET with Upgrade: websocket
+ */
+export function isWebSocketUpgrade(ctx: RequestContext): boolean {
+  return ctx.method === 'GET' && ctx.headers.get('upgrade')?.toLowerCase() === 'websocket'
+}
+
+/** One relayed session: the client's socket (once upgraded) and the backend's. */
+export class WebSocketSession {
+  client: ServerWebSocket<SessionData> | null = null
+  /** Backend messages that arrived before the client's upgrade completed, sent once it has. */
+  private early: (string | ArrayBuffer)[] | null = []
+  private ended = false
+  readonly startedAt = performance.now()
+  messagesToClient = 0
+  messagesToBackend = 0
+
+  constructor(
+    private readonly bridge: WebSocketBridge,
+    private readonly backend: OpenedWebSocket,
+    readonly ctx: { requestId: string; service: string; clientIp: string },
+  ) {
+    const socket = backend.socket
+    socket.onmessage = (event) => this.toClient(event.data as string | ArrayBuffer)
+    socket.onclose = (event) => this.backendClosed(event.code, event.reason)
+    socket.onerror = () => this.end(INTERNAL_ERROR, 'the backend failed')
+  }
+
+  /** The client's upgrade completed. */
+  opened(client: ServerWebSocket<SessionData>): void {
+    this.client = client
+    const early = this.early ?? []
+    this.early = null
+    for (const message of early) this.toClient(message)
+  }
+
+  /** A message from the client, to the backend. */
+  fromClient(message: string | Buffer): void {
+    if (this.ended) return
+    this.messagesToBackend++
+    this.bridge.metrics.websocketMessages.inc({ direction: 'to_backend' })
+    this.backend.socket.send(message as string | Uint8Array<ArrayBuffer>)
+  }
+
+  /** The client closed, or vanished (1006): the backend is told, with the same code where one can be sent. */
+  clientClosed(code: number, reason: string): void {
+    if (this.ended) return
+    this.finish('client', code)
+    if (code === ABNORMAL) this.backend.socket.close(GOING_AWAY, 'the client went away')
+    else if (code === NO_STATUS) this.backend.socket.close()
+    else this.backend.socket.close(code, reason)
+  }
+
+  /** Closes both sides (shutdown: 1001; a failed backend: 1011). */
+  end(code: number, reason: string): void {
+    if (this.ended) return
+    this.finish('gateway', code)
+    this.client?.close(code, reason)
+    this.backend.socket.close(code === INTERNAL_ERROR ? GOING_AWAY : code, reason)
+  }
+
+  private toClient(message: string | ArrayBuffer): void {
+    if (this.ended) return
+    if (this.client === null) {
+      this.early?.push(message)
+      return
+    }
+    this.messagesToClient++
+    this.bridge.metrics.websocketMessages.inc({ direction: 'to_client' })
+    this.client.send(message)
+    if (this.client.getBufferedAmount() > MAX_CLIENT_BACKLOG_BYTES) {
+      this.end(POLICY_VIOLATION, `client too slow: more than ${MAX_CLIENT_BACKLOG_BYTES} bytes waiting`)
+    }
+  }
+
+  private backendClosed(code: number, reason: string): void {
+    if (this.ended) return
+    this.finish('backend', code)
+    if (this.client === null) return
+    if (code === ABNORMAL) this.client.close(INTERNAL_ERROR, 'the backend went away')
+    else if (code === NO_STATUS) this.client.close()
+    else this.client.close(code, reason)
+  }
+
+  private finish(by: 'client' | 'backend' | 'gateway', code: number): void {
+    this.ended = true
+    this.backend.release()
+    this.bridge.ended(this, by, code)
+  }
+}
+
+/** Every WebSocket session of this process, and the handlers Bun.serve calls for the client side. */
+export class WebSocketBridge {
+  private readonly sessions = new Set<WebSocketSession>()
+
+  constructor(
+    readonly metrics: Metrics,
+    private readonly logger: Logger,
+    private readonly cors: CorsPolicy,
+  ) {}
+
+  /**
+   * The handle step of an upgrade: admitted, backend first, then the client's 101.
+   * @returns undefined once the client is upgraded (Bun answers it).
+   * @throws GatewayError 403 for a listed-origins violation; UpstreamFailure when the backend cannot be had.
+   */
+  async upgrade(ctx: RequestContext, scheme: 'http' | 'https'): Promise<Response | undefined> {
+    const origin = ctx.headers.get('origin')
+    if (origin !== null && !this.cors.allowsOrigin(origin)) {
+      throw new GatewayError('forbidden', `WebSocket from origin ${origin} is not allowed (CORS_ORIGINS)`)
+    }
+    const server = ctx.server
+    if (server === undefined) throw new GatewayError('bad_request', 'a WebSocket upgrade needs a listening server')
+    // Sessions live for hours and may be silent: no idle cut-off of the HTTP phase either.
+    ctx.keepOpen()
+    const protocols = (ctx.headers.get('sec-websocket-protocol') ?? '').split(',').map((p) => p.trim()).filter(Boolean)
+    // A copy: the request's own headers must stay whole for `server.upgrade()` (prepare works in place).
+    const headers = prepareUpstreamHeaders(new Headers(ctx.headers), ctx.peerIp, scheme, ctx.requestId, ctx.principal?.subject)
+    for (const name of HANDSHAKE_HEADERS) headers.delete(name)
+    headers.delete('host')
+    const target = ctx.url.slice(ctx.restStart)
+    const backend = await ctx.upstream!.openWebSocket({
+      target: ctx.principal === undefined ? target : withoutQueryToken(target),
+      headers,
+      protocols,
+      client: ctx.request,
+      record: ctx,
+    })
+    const session = new WebSocketSession(this, backend, { requestId: ctx.requestId, service: ctx.upstream!.name, clientIp: ctx.clientIp })
+    const answer: Record<string, string> = { 'x-request-id': ctx.requestId }
+    if (backend.socket.protocol !== '') answer['sec-websocket-protocol'] = backend.socket.protocol
+    if (!(server as Server<SessionData>).upgrade(ctx.request, { data: { session }, headers: answer })) {
+      session.end(GOING_AWAY, 'the client upgrade failed')
+      throw new GatewayError('bad_request', 'the WebSocket upgrade request is not valid')
+    }
+    this.sessions.add(session)
+    this.metrics.websocketSessions.inc()
+    return undefined
+  }
+
+  /** For `Bun.serve({ websocket })`. */
+  readonly handlers: WebSocketHandler<SessionData> = {
+    idleTimeout: IDLE_TIMEOUT_SECONDS,
+    sendPings: true,
+    // Bun drops messages past this; the session closes itself at 1 MiB, well before.
+    backpressureLimit: 16 * MAX_CLIENT_BACKLOG_BYTES,
+    maxPayloadLength: 16 * 1024 * 1024,
+    open: (ws) => ws.data.session.opened(ws),
+    message: (ws, message) => ws.data.session.fromClient(message),
+    close: (ws, code, reason) => ws.data.session.clientClosed(code, reason),
+  }
+
+  /** Shutdown: every session closed at once with 1001 on both sides. */
+  closeAll(): void {
+    for (const session of [...this.sessions]) session.end(GOING_AWAY, 'the gateway is shutting down')
+  }
+
+  get open(): number {
+    return this.sessions.size
+  }
+
+  /** A session ended (called once per session). */
+  ended(session: WebSocketSession, by: 'client' | 'backend' | 'gateway', code: number): void {
+    if (!this.sessions.delete(session)) return
+    this.metrics.websocketSessions.dec()
+    this.logger.info(
+      {
+        service: session.ctx.service,
+        request_id: session.ctx.requestId,
+        client_ip: session.ctx.clientIp,
+        closed_by: by,
+        code,
+        duration_ms: Math.round(performance.now() - session.startedAt),
+        messages_to_client: session.messagesToClient,
+        messages_to_backend: session.messagesToBackend,
+      },
+      'WebSocket session closed',
+    )
+  }
+}
