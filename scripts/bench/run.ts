@@ -10,13 +10,14 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { CLIENT_CORE, CORES, SERVER_CORE } from './processes'
 import { type AuthRound, runAuthScenarios } from './auth-scenarios'
 import { type EventRound, type LimiterRound, runClusterScenarios } from './cluster-scenarios'
+import { type InstancesRound, type WebSocketRound, runUpstreamScenarios } from './upstream-scenarios'
 import { type LadderResult, runLadder } from './ladder-scenarios'
 import { type RoundResult, runProxyScenarios } from './proxy-scenarios'
 import { type SseResult, runSseScenario } from './sse-scenarios'
 
 const ROOT = new URL('../..', import.meta.url).pathname
 const quick = process.argv.includes('--quick')
-/** `--only proxy|ladder|sse|limiter|cluster|auth`: one part, for tuning sessions. */
+/** `--only proxy|ladder|sse|limiter|cluster|auth|upstream`: one part, for tuning sessions. */
 const only = process.argv[process.argv.indexOf('--only') + 1]
 const runs = (part: string) => !process.argv.includes('--only') || only === part
 const log = (line: string) => console.log(line)
@@ -106,6 +107,14 @@ if (runs('auth')) {
   printAuthTable(auth)
 }
 
+let upstream: { instances: InstancesRound[]; websocket: WebSocketRound[] } | undefined
+if (runs('upstream')) {
+  const upstreamPlan = { rounds: quick ? 2 : 5, seconds: quick ? 3 : 8, connections: 64 }
+  log(`\nInstances and WebSockets (${upstreamPlan.rounds} interleaved rounds of ${upstreamPlan.seconds} s, ${upstreamPlan.connections} connections): proxy through 2 instances against 1; WebSocket echo through the gateway against direct`)
+  upstream = await runUpstreamScenarios({ ...upstreamPlan, binary }, log)
+  printUpstreamTables(upstream)
+}
+
 const results = {
   date: started.toISOString(),
   mode: quick ? 'quick' : 'full',
@@ -119,6 +128,7 @@ const results = {
   limiter,
   cluster,
   auth,
+  upstream,
 }
 mkdirSync(`${ROOT}bench-results`, { recursive: true })
 const json = JSON.stringify(results, null, 2)
@@ -258,6 +268,31 @@ function printAuthTable(rounds: AuthRound[]): void {
     const off = rounds.filter((r) => r.scenario === (scenario.endsWith('-distinct') ? 'off-distinct' : 'off'))
     log(
       `| ${scenario} | ${Math.round(by(rows, (r) => r.requestsPerSecond))} | ${(by(rows, (r) => r.requestsPerSecond) / by(off, (r) => r.requestsPerSecond)).toFixed(2)} | ${by(rows, (r) => r.p50Ms).toFixed(2)} | ${by(rows, (r) => r.p99Ms).toFixed(2)} | ${(by(rows, (r) => r.p99Ms) / by(off, (r) => r.p99Ms)).toFixed(2)} | ${rows.reduce((s, r) => s + r.errors, 0)} |`,
+    )
+  }
+}
+
+function printUpstreamTables({ instances, websocket }: { instances: InstancesRound[]; websocket: WebSocketRound[] }): void {
+  const by = <T,>(rows: T[], pick: (row: T) => number) => median(rows.map(pick))
+  const one = instances.filter((r) => r.scenario === '1 instance')
+  log('\n| service | req/s (median) | × 1 instance | p50 ms | p99 ms | p99 × 1 instance | errors |')
+  log('|---|---|---|---|---|---|---|')
+  for (const scenario of ['1 instance', '2 instances'] as const) {
+    const rows = instances.filter((r) => r.scenario === scenario)
+    log(
+      `| ${scenario} | ${Math.round(by(rows, (r) => r.requestsPerSecond))} | ${(by(rows, (r) => r.requestsPerSecond) / by(one, (r) => r.requestsPerSecond)).toFixed(2)} | ${by(rows, (r) => r.p50Ms).toFixed(2)} | ${by(rows, (r) => r.p99Ms).toFixed(2)} | ${(by(rows, (r) => r.p99Ms) / by(one, (r) => r.p99Ms)).toFixed(2)} | ${rows.reduce((s, r) => s + r.errors, 0)} |`,
+    )
+  }
+  const direct = websocket.filter((r) => r.scenario === 'direct')
+  const relay = websocket.filter((r) => r.scenario === 'bare-relay')
+  log('\n| WebSocket echo | messages/s (median) | × direct | × bare relay | p50 ms | p99 ms | p99 × direct | p99 × bare relay | errors |')
+  log('|---|---|---|---|---|---|---|---|---|')
+  for (const scenario of ['direct', 'bare-relay', 'gateway'] as const) {
+    const rows = websocket.filter((r) => r.scenario === scenario)
+    const rate = by(rows, (r) => r.messagesPerSecond)
+    const p99 = by(rows, (r) => r.p99Ms)
+    log(
+      `| ${scenario} | ${Math.round(rate)} | ${(rate / by(direct, (r) => r.messagesPerSecond)).toFixed(2)} | ${(rate / by(relay, (r) => r.messagesPerSecond)).toFixed(2)} | ${by(rows, (r) => r.p50Ms).toFixed(2)} | ${p99.toFixed(2)} | ${(p99 / by(direct, (r) => r.p99Ms)).toFixed(2)} | ${(p99 / by(relay, (r) => r.p99Ms)).toFixed(2)} | ${rows.reduce((s, r) => s + r.errors, 0)} |`,
     )
   }
 }

@@ -73,11 +73,18 @@ export class Metrics {
     registers: [this.registry],
   })
 
-  readonly websocketMessages = new Counter({
+  /** Relayed WebSocket messages, counted in plain numbers per message and handed over at scrape time. */
+  readonly websocketMessageCounts = { to_backend: 0, to_client: 0 }
+
+  readonly websocketMessages: Counter<'direction'> = new Counter({
     name: 'gateway_websocket_messages_total',
     help: 'WebSocket messages relayed, by direction (to_backend, to_client).',
     labelNames: ['direction'] as const,
     registers: [this.registry],
+    collect: () => {
+      this.websocketMessages.reset()
+      for (const [direction, count] of Object.entries(this.websocketMessageCounts)) this.websocketMessages.inc({ direction }, count)
+    },
   })
 
   readonly rateLimited = new Counter({

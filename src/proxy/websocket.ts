@@ -82,7 +82,7 @@ export class WebSocketSession {
   fromClient(message: string | Buffer): void {
     if (this.ended) return
     this.messagesToBackend++
-    this.bridge.metrics.websocketMessages.inc({ direction: 'to_backend' })
+    this.bridge.metrics.websocketMessageCounts.to_backend++
     this.backend.socket.send(message as string | Uint8Array<ArrayBuffer>)
   }
 
@@ -110,7 +110,7 @@ export class WebSocketSession {
       return
     }
     this.messagesToClient++
-    this.bridge.metrics.websocketMessages.inc({ direction: 'to_client' })
+    this.bridge.metrics.websocketMessageCounts.to_client++
     this.client.send(message)
     if (this.client.getBufferedAmount() > MAX_CLIENT_BACKLOG_BYTES) {
       this.end(POLICY_VIOLATION, `client too slow: more than ${MAX_CLIENT_BACKLOG_BYTES} bytes waiting`)
