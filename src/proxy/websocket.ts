@@ -33,6 +33,28 @@ const INTERNAL_ERROR = 1011
 /** Received when a peer closed without a status (1005) or vanished (1006): never sent in a close frame. */
 const NO_STATUS = 1005
 const ABNORMAL = 1006
+/** RFC 6455 §5.5: a close frame's payload is at most 125 bytes, two of them the code. */
+const MAX_REASON_BYTES = 123
+
+/**
+ * A code that may be sent in a close frame (RFC 6455 §7.4): 1000–1003, 1007–1014, 3000–4999.
+ * Anything else a peer reported (1015, a TLS failure, or nonsense) is passed on as 1011.
+ */
+function sendableCode(code: number): number {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999) ? code : INTERNAL_ERROR
+}
+
+/** Closes `socket` with `code` (none: a plain close) and `reason` cut to fit a frame; never throws. */
+function closeSafely(socket: { close(code?: number, reason?: string): void }, code: number | undefined, reason: string): void {
+  try {
+    if (code === undefined) socket.close()
+    else socket.close(sendableCode(code), Buffer.byteLength(reason) <= MAX_REASON_BYTES ? reason : Buffer.from(reason).subarray(0, MAX_REASON_BYTES).toString().replace(/\uFFFD$/, ''))
+  } catch {
+    try {
+      socket.close()
+    } catch {}
+  }
+}
 
 /** The client's `Sec-WebSocket-*` headers describe its handshake with the gateway, not the backend's. */
 const HANDSHAKE_HEADERS = ['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol'] as const
@@ -55,6 +77,8 @@ export class WebSocketSession {
   /** Backend messages that arrived before the client's upgrade completed, sent once it has. */
   private early: (string | ArrayBuffer)[] | null = []
   private ended = false
+  /** The session ended before the client's upgrade completed: how the client is closed once it has. */
+  private clientCloseDue: [code: number | undefined, reason: string] | undefined
   readonly startedAt = performance.now()
   messagesToClient = 0
   messagesToBackend = 0
@@ -73,6 +97,10 @@ export class WebSocketSession {
   /** The client's upgrade completed. */
   opened(client: ServerWebSocket<SessionData>): void {
     this.client = client
+    if (this.clientCloseDue !== undefined) {
+      closeSafely(client, ...this.clientCloseDue)
+      return
+    }
     const early = this.early ?? []
     this.early = null
     for (const message of early) this.toClient(message)
@@ -90,17 +118,21 @@ export class WebSocketSession {
   clientClosed(code: number, reason: string): void {
     if (this.ended) return
     this.finish('client', code)
-    if (code === ABNORMAL) this.backend.socket.close(GOING_AWAY, 'the client went away')
-    else if (code === NO_STATUS) this.backend.socket.close()
-    else this.backend.socket.close(code, reason)
+    if (code === ABNORMAL) closeSafely(this.backend.socket, GOING_AWAY, 'the client went away')
+    else closeSafely(this.backend.socket, code === NO_STATUS ? undefined : code, reason)
   }
 
-  /** Closes both sides (shutdown: 1001; a failed backend: 1011). */
+  /** The gateway ends the session: the client hears `code` (1001 shutdown, 1008 too slow, 1011 backend failed), the backend 1001. */
   end(code: number, reason: string): void {
     if (this.ended) return
     this.finish('gateway', code)
-    this.client?.close(code, reason)
-    this.backend.socket.close(code === INTERNAL_ERROR ? GOING_AWAY : code, reason)
+    this.closeClient(code, reason)
+    closeSafely(this.backend.socket, GOING_AWAY, reason)
+  }
+
+  private closeClient(code: number | undefined, reason: string): void {
+    if (this.client === null) this.clientCloseDue = [code, reason]
+    else closeSafely(this.client, code, reason)
   }
 
   private toClient(message: string | ArrayBuffer): void {
@@ -120,10 +152,8 @@ export class WebSocketSession {
   private backendClosed(code: number, reason: string): void {
     if (this.ended) return
     this.finish('backend', code)
-    if (this.client === null) return
-    if (code === ABNORMAL) this.client.close(INTERNAL_ERROR, 'the backend went away')
-    else if (code === NO_STATUS) this.client.close()
-    else this.client.close(code, reason)
+    if (code === ABNORMAL) this.closeClient(INTERNAL_ERROR, 'the backend went away')
+    else this.closeClient(code === NO_STATUS ? undefined : code, reason)
   }
 
   private finish(by: 'client' | 'backend' | 'gateway', code: number): void {
@@ -170,15 +200,17 @@ export class WebSocketBridge {
       client: ctx.request,
       record: ctx,
     })
+    // Counted from here: the backend may close before the client's upgrade completes, and the
+    // session must then still end once, and close the client as soon as it is there.
     const session = new WebSocketSession(this, backend, { requestId: ctx.requestId, service: ctx.upstream!.name, clientIp: ctx.clientIp })
+    this.sessions.add(session)
+    this.metrics.websocketSessions.inc()
     const answer: Record<string, string> = { 'x-request-id': ctx.requestId }
     if (backend.socket.protocol !== '') answer['sec-websocket-protocol'] = backend.socket.protocol
     if (!(server as Server<SessionData>).upgrade(ctx.request, { data: { session }, headers: answer })) {
       session.end(GOING_AWAY, 'the client upgrade failed')
       throw new GatewayError('bad_request', 'the WebSocket upgrade request is not valid')
     }
-    this.sessions.add(session)
-    this.metrics.websocketSessions.inc()
     return undefined
   }
 
