@@ -390,7 +390,10 @@ export function discoverServices(env: Env): Map<string, ServiceTarget> {
 /** One URL, or a comma list of instances: `http://a:8080,http://b:8080/v2`. */
 function serviceTarget(name: string, value: string, variable: string): ServiceTarget {
   const entries = value.split(',').map((entry) => entry.trim())
-  return { name, url: entries.join(','), instances: entries.map((entry) => instanceTarget(entry, value, variable)) }
+  const instances = entries.map((entry) => instanceTarget(entry, value, variable))
+  const twice = instances.find((instance, i) => instances.findIndex((other) => other.origin + other.basePath === instance.origin + instance.basePath) !== i)
+  if (twice !== undefined) throw invalid(variable, value, `distinct instances (${JSON.stringify(twice.url)} is listed twice)`)
+  return { name, url: entries.join(','), instances }
 }
 
 function instanceTarget(entry: string, value: string, variable: string): InstanceTarget {

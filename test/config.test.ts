@@ -112,6 +112,7 @@ describe('bad settings stop the start', () => {
     ['CIRCUIT_COOLDOWN_MS', '0'],
     ['RUNNER_URL', 'http://a:1,'],
     ['RUNNER_URL', 'http://a:1,ftp://b:2'],
+    ['RUNNER_URL', 'http://a:1,http://a:1/'],
   ]
   for (const [name, value] of cases) {
     test(`${name}=${value} is refused with a message naming the variable`, () => {

@@ -33,6 +33,14 @@ const INTERNAL_ERROR = 1011
 /** Received when a peer closed without a status (1005) or vanished (1006): never sent in a close frame. */
 const NO_STATUS = 1005
 const ABNORMAL = 1006
+/** A backend that does not answer the gateway's close frame within this long has its socket cut. */
+const BACKEND_CLOSE_HANDSHAKE_MS = 5_000
+/** RFC 9110 §5.6.2 token: what a subprotocol name must be (RFC 6455 §4.1). */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+/** RFC 6455 §4.1: the one protocol version, and a key of 16 bytes in base64. */
+const WEBSOCKET_VERSION = '13'
+const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{22}==$/
+
 /** RFC 6455 §5.5: a close frame's payload is at most 125 bytes, two of them the code. */
 const MAX_REASON_BYTES = 123
 
@@ -71,6 +79,25 @@ export function isWebSocketUpgrade(ctx: RequestContext): boolean {
   return ctx.method === 'GET' && ctx.headers.get('upgrade')?.toLowerCase() === 'websocket'
 }
 
+/**
+ * The subprotocols a client offers, in its order; a handshake the gateway could not complete
+ * (no valid key, another version, a malformed or repeated subprotocol) is refused with 400
+ * before any backend is contacted.
+ * @throws GatewayError `bad_request`.
+ */
+function offeredProtocols(headers: Headers): string[] {
+  if (!WEBSOCKET_KEY.test(headers.get('sec-websocket-key') ?? '') || headers.get('sec-websocket-version') !== WEBSOCKET_VERSION) {
+    throw new GatewayError('bad_request', `a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: ${WEBSOCKET_VERSION}`)
+  }
+  const offered = headers.get('sec-websocket-protocol')
+  if (offered === null) return []
+  const protocols = offered.split(',').map((p) => p.trim())
+  if (protocols.some((p) => !TOKEN.test(p)) || new Set(protocols).size !== protocols.length) {
+    throw new GatewayError('bad_request', 'Sec-WebSocket-Protocol must be a comma list of distinct tokens')
+  }
+  return protocols
+}
+
 /** One relayed session: the client's socket (once upgraded) and the backend's. */
 export class WebSocketSession {
   client: ServerWebSocket<SessionData> | null = null
@@ -94,16 +121,13 @@ export class WebSocketSession {
     socket.onerror = () => this.end(INTERNAL_ERROR, 'the backend failed')
   }
 
-  /** The client's upgrade completed. */
+  /** The client's upgrade completed: what the backend sent meanwhile goes first, then its close if it closed. */
   opened(client: ServerWebSocket<SessionData>): void {
     this.client = client
-    if (this.clientCloseDue !== undefined) {
-      closeSafely(client, ...this.clientCloseDue)
-      return
-    }
     const early = this.early ?? []
     this.early = null
-    for (const message of early) this.toClient(message)
+    for (const message of early) this.deliver(client, message)
+    if (this.clientCloseDue !== undefined) closeSafely(client, ...this.clientCloseDue)
   }
 
   /** A message from the client, to the backend. */
@@ -118,8 +142,8 @@ export class WebSocketSession {
   clientClosed(code: number, reason: string): void {
     if (this.ended) return
     this.finish('client', code)
-    if (code === ABNORMAL) closeSafely(this.backend.socket, GOING_AWAY, 'the client went away')
-    else closeSafely(this.backend.socket, code === NO_STATUS ? undefined : code, reason)
+    if (code === ABNORMAL) this.closeBackend(GOING_AWAY, 'the client went away')
+    else this.closeBackend(code === NO_STATUS ? undefined : code, reason)
   }
 
   /** The gateway ends the session: the client hears `code` (1001 shutdown, 1008 too slow, 1011 backend failed), the backend 1001. */
@@ -127,7 +151,16 @@ export class WebSocketSession {
     if (this.ended) return
     this.finish('gateway', code)
     this.closeClient(code, reason)
-    closeSafely(this.backend.socket, GOING_AWAY, reason)
+    this.closeBackend(GOING_AWAY, reason)
+  }
+
+  /** Bun's client has no close-handshake timeout: a backend that never answers the close is cut. */
+  private closeBackend(code: number | undefined, reason: string): void {
+    const socket = this.backend.socket
+    closeSafely(socket, code, reason)
+    setTimeout(() => {
+      if (socket.readyState !== WebSocket.CLOSED) (socket as WebSocket & { terminate(): void }).terminate()
+    }, BACKEND_CLOSE_HANDSHAKE_MS).unref()
   }
 
   private closeClient(code: number | undefined, reason: string): void {
@@ -141,12 +174,16 @@ export class WebSocketSession {
       this.early?.push(message)
       return
     }
-    this.messagesToClient++
-    this.bridge.metrics.websocketMessageCounts.to_client++
-    this.client.send(message)
+    this.deliver(this.client, message)
     if (this.client.getBufferedAmount() > MAX_CLIENT_BACKLOG_BYTES) {
       this.end(POLICY_VIOLATION, `client too slow: more than ${MAX_CLIENT_BACKLOG_BYTES} bytes waiting`)
     }
+  }
+
+  private deliver(client: ServerWebSocket<SessionData>, message: string | ArrayBuffer): void {
+    this.messagesToClient++
+    this.bridge.metrics.websocketMessageCounts.to_client++
+    client.send(message)
   }
 
   private backendClosed(code: number, reason: string): void {
@@ -166,6 +203,8 @@ export class WebSocketSession {
 /** Every WebSocket session of this process, and the handlers Bun.serve calls for the client side. */
 export class WebSocketBridge {
   private readonly sessions = new Set<WebSocketSession>()
+  /** Shutdown has begun: an upgrade whose backend answers from now on is not completed. */
+  private closing = false
 
   constructor(
     readonly metrics: Metrics,
@@ -185,9 +224,9 @@ export class WebSocketBridge {
     }
     const server = ctx.server
     if (server === undefined) throw new GatewayError('bad_request', 'a WebSocket upgrade needs a listening server')
+    const protocols = offeredProtocols(ctx.headers)
     // Sessions live for hours and may be silent: no idle cut-off of the HTTP phase either.
     ctx.keepOpen()
-    const protocols = (ctx.headers.get('sec-websocket-protocol') ?? '').split(',').map((p) => p.trim()).filter(Boolean)
     // A copy: the request's own headers must stay whole for `server.upgrade()` (prepare works in place).
     const headers = prepareUpstreamHeaders(new Headers(ctx.headers), ctx.peerIp, scheme, ctx.requestId, ctx.principal?.subject)
     for (const name of HANDSHAKE_HEADERS) headers.delete(name)
@@ -200,6 +239,11 @@ export class WebSocketBridge {
       client: ctx.request,
       record: ctx,
     })
+    if (this.closing) {
+      closeSafely(backend.socket, GOING_AWAY, 'the gateway is shutting down')
+      backend.release()
+      throw new GatewayError('service_unavailable', 'the gateway is shutting down')
+    }
     // Counted from here: the backend may close before the client's upgrade completes, and the
     // session must then still end once, and close the client as soon as it is there.
     const session = new WebSocketSession(this, backend, { requestId: ctx.requestId, service: ctx.upstream!.name, clientIp: ctx.clientIp })
@@ -207,6 +251,12 @@ export class WebSocketBridge {
     this.metrics.websocketSessions.inc()
     const answer: Record<string, string> = { 'x-request-id': ctx.requestId }
     if (backend.socket.protocol !== '') answer['sec-websocket-protocol'] = backend.socket.protocol
+    const rate = ctx.rate
+    if (rate !== undefined) {
+      answer['ratelimit-limit'] = String(rate.limit)
+      answer['ratelimit-remaining'] = String(rate.remaining)
+      answer['ratelimit-reset'] = String(rate.resetSeconds)
+    }
     if (!(server as Server<SessionData>).upgrade(ctx.request, { data: { session }, headers: answer })) {
       session.end(GOING_AWAY, 'the client upgrade failed')
       throw new GatewayError('bad_request', 'the WebSocket upgrade request is not valid')
@@ -226,8 +276,9 @@ export class WebSocketBridge {
     close: (ws, code, reason) => ws.data.session.clientClosed(code, reason),
   }
 
-  /** Shutdown: every session closed at once with 1001 on both sides. */
+  /** Shutdown: every session closed at once with 1001 on both sides, and no new one completed. */
   closeAll(): void {
+    this.closing = true
     for (const session of [...this.sessions]) session.end(GOING_AWAY, 'the gateway is shutting down')
   }
 

@@ -33,22 +33,26 @@ export class PassiveHealth {
   /**
    * May a request go to `instance` now? An ejected instance whose cooldown has passed takes one
    * request, its probe: this call reserves it.
+   * @returns 'no', 'yes', or 'probe' for the one request that decides an ejected instance's fate.
    */
-  admit(instance: Instance, now: number): boolean {
-    if (!instance.ejected) return true
-    if (instance.probing || now < instance.ejectedUntil) return false
+  admit(instance: Instance, now: number): 'no' | 'yes' | 'probe' {
+    if (!instance.ejected) return 'yes'
+    if (instance.probing || now < instance.ejectedUntil) return 'no'
     instance.probing = true
-    return true
+    return 'probe'
   }
 
-  /** Lets go of a probe that was reserved but never sent (its request stopped before). */
+  /** A probe ended without a verdict on the instance (its client left, its body was too large): the next request probes. */
   release(instance: Instance): void {
     instance.probing = false
   }
 
-  /** The instance answered: a 502/503/504 counts as a failure, anything else as a success. */
-  answered(instance: Instance, status: number): void {
-    if (FAILING_STATUSES.has(status)) this.failed(instance)
+  /**
+   * The instance answered: a 502/503/504 counts as a failure, anything else as a success.
+   * @param probe whether this was the instance's probe.
+   */
+  answered(instance: Instance, status: number, probe: boolean): void {
+    if (FAILING_STATUSES.has(status)) this.failed(instance, probe)
     else this.succeeded(instance)
   }
 
@@ -61,14 +65,16 @@ export class PassiveHealth {
     this.logger.info({ service: instance.service, instance: instance.url }, 'Upstream instance restored: its probe request succeeded')
   }
 
-  failed(instance: Instance): void {
+  /** @param probe whether this was the instance's probe: its failure ejects the instance again. */
+  failed(instance: Instance, probe: boolean): void {
     instance.consecutiveFailures++
-    if (instance.probing) {
-      // The probe failed: ejected again, quietly (the ejection was logged once).
+    if (probe) {
+      // Ejected again, quietly: the outage was logged once, when it began.
       instance.probing = false
       instance.ejectedUntil = performance.now() + this.settings.cooldownMs
       return
     }
+    // An older request failing while the instance is out changes nothing (its probe decides).
     if (this.settings.failures === 0 || instance.ejected || instance.consecutiveFailures < this.settings.failures) return
     instance.ejectedUntil = performance.now() + this.settings.cooldownMs
     this.metrics.upstreamEjections.inc({ service: instance.service, instance: instance.url })

@@ -126,9 +126,8 @@ export class Upstream {
    * @throws UpstreamFailure with the kind of failure (`ejected` while no instance may be used).
    */
   async call(request: UpstreamRequest): Promise<Response> {
-    const { health, metrics } = this.shared
+    const { health } = this.shared
     let body: OutgoingBody = request.body
-    let tried: Instance[] | undefined
     // Sending again needs the body again: a small declared one is read first; a streamed one is never retried.
     const mayRetry = this.balanced && this.shared.retries > 0
     if (mayRetry && body instanceof ReadableStream && request.declaredLength !== null && request.declaredLength <= REPLAYABLE_BODY_BYTES) {
@@ -139,34 +138,50 @@ export class Upstream {
       }
     }
     const replayable = !(body instanceof ReadableStream)
+    const retried = (kind: FailureKind, attempt: number) => mayRetry && replayable && attempt <= this.shared.retries && isRetried(kind, request.method)
+    return this.attempts(request.record, retried, async (instance, probe) => {
+      const response = await this.send(instance, request, body)
+      health.answered(instance, response.status, probe)
+      return this.balanced ? this.countedUntilEnd(instance, response, request.client) : (instance.inFlight--, response)
+    })
+  }
+
+  /**
+   * Attempts on one instance after another: each chosen by balance and health, counted in flight
+   * (the successful `once` takes the count over), judged by passive health when it fails, and
+   * followed by another only when `retried` says so and an instance is left.
+   */
+  private async attempts<T>(record: CallRecord | undefined, retried: (kind: FailureKind, attempt: number) => boolean, once: (instance: Instance, probe: boolean) => Promise<T>): Promise<T> {
+    let tried: Instance[] | undefined
+    let failure: UpstreamFailure | undefined
     for (let attempt = 1; ; attempt++) {
       const now = performance.now()
-      const instance = this.choose(tried, now)
-      if (instance === undefined) throw this.unavailable(now)
-      if (request.record !== undefined) {
-        request.record.attempts = attempt
-        request.record.instance = instance.target
+      const chosen = this.choose(tried, now)
+      // Nothing left to try: a first attempt is told why (all ejected), a retry keeps its failure.
+      if (chosen === undefined) throw failure ?? this.unavailable(now)
+      const { instance, probe } = chosen
+      if (failure !== undefined) this.shared.metrics.upstreamRetries.inc({ service: this.name, reason: failure.kind })
+      if (record !== undefined) {
+        record.attempts = attempt
+        record.instance = instance.target
       }
       instance.inFlight++
-      let kind: FailureKind
-      let failure: UpstreamFailure
       try {
-        const response = await this.send(instance, request, body)
-        health.answered(instance, response.status)
-        return this.balanced ? this.countedUntilEnd(instance, response, request.client) : (instance.inFlight--, response)
+        return await once(instance, probe)
       } catch (error) {
         instance.inFlight--
         failure = error as UpstreamFailure
-        kind = failure.kind
       }
-      if (INSTANCE_FAULTS.has(kind)) health.failed(instance)
-      else health.release(instance)
-      const retry = mayRetry && replayable && attempt <= this.shared.retries && isRetried(kind, request.method)
-      if (!retry) throw failure
+      this.judge(instance, probe, failure.kind)
+      if (!retried(failure.kind, attempt)) throw failure
       ;(tried ??= []).push(instance)
-      if (tried.length >= this.instances.length) throw failure
-      metrics.upstreamRetries.inc({ service: this.name, reason: kind })
     }
+  }
+
+  /** Passive health's verdict on a failed attempt: the instance's fault, or none (its probe is let go). */
+  private judge(instance: Instance, probe: boolean, kind: FailureKind): void {
+    if (INSTANCE_FAULTS.has(kind)) this.shared.health.failed(instance, probe)
+    else if (probe) this.shared.health.release(instance)
   }
 
   /**
@@ -177,44 +192,23 @@ export class Upstream {
    *   `connect`/`tls`, `timeout`, `client_gone` or `ejected`.
    */
   async openWebSocket(request: UpstreamWebSocketRequest): Promise<OpenedWebSocket> {
-    const { health, metrics } = this.shared
-    let tried: Instance[] | undefined
-    for (let attempt = 1; ; attempt++) {
-      const now = performance.now()
-      const instance = this.choose(tried, now)
-      if (instance === undefined) throw this.unavailable(now)
-      if (request.record !== undefined) {
-        request.record.attempts = attempt
-        request.record.instance = instance.target
+    // Only a socket that could not be opened at all is tried elsewhere: nothing reached a backend.
+    const retried = (kind: FailureKind, attempt: number) => attempt <= this.shared.retries && (kind === 'connect' || kind === 'tls')
+    return this.attempts(request.record, retried, async (instance, probe) => {
+      const socket = await this.connectWebSocket(instance, probe, request)
+      this.shared.health.succeeded(instance)
+      let released = false
+      return {
+        socket,
+        release: () => {
+          if (!released) (released = true), instance.inFlight--
+        },
       }
-      instance.inFlight++
-      let failure: UpstreamFailure
-      try {
-        const socket = await this.connectWebSocket(instance, request)
-        health.succeeded(instance)
-        let released = false
-        return {
-          socket,
-          release: () => {
-            if (!released) (released = true), instance.inFlight--
-          },
-        }
-      } catch (error) {
-        instance.inFlight--
-        failure = error as UpstreamFailure
-      }
-      if (INSTANCE_FAULTS.has(failure.kind)) health.failed(instance)
-      else health.release(instance)
-      const retry = this.shared.retries >= attempt && (failure.kind === 'connect' || failure.kind === 'tls')
-      if (!retry) throw failure
-      ;(tried ??= []).push(instance)
-      if (tried.length >= this.instances.length) throw failure
-      metrics.upstreamRetries.inc({ service: this.name, reason: failure.kind })
-    }
+    })
   }
 
   /** One attempt: the backend's answer to the upgrade, within `UPSTREAM_TIMEOUT_MS`. */
-  private connectWebSocket(instance: Instance, request: UpstreamWebSocketRequest): Promise<WebSocket> {
+  private connectWebSocket(instance: Instance, probe: boolean, request: UpstreamWebSocketRequest): Promise<WebSocket> {
     const { origin, basePath } = instance.target
     // http://h:9000 → ws://h:9000, https:// → wss://; as with fetch, the URL parser supplies a missing `/`.
     const url = `ws${origin.slice(4)}${basePath}${request.target}`
@@ -249,7 +243,7 @@ export class Upstream {
         // Bun reports an HTTP answer other than 101 as "Expected 101 status code: <status>".
         const status = /Expected 101 status code: (\d{3})/.exec(message)?.[1]
         if (status !== undefined) {
-          this.shared.health.answered(instance, Number(status))
+          this.shared.health.answered(instance, Number(status), probe)
           fail('refused', `the backend refused the WebSocket upgrade with status ${status}`)
           return
         }
@@ -260,23 +254,25 @@ export class Upstream {
     })
   }
 
-  /** An instance for the next attempt, not yet tried for this request; undefined when none may be used. */
-  private choose(tried: Instance[] | undefined, now: number): Instance | undefined {
+  /** An instance for the next attempt, not yet tried for this request (and whether it is a probe); undefined when none may be used. */
+  private choose(tried: Instance[] | undefined, now: number): { instance: Instance; probe: boolean } | undefined {
     const { health } = this.shared
-    if (!this.balanced) {
-      const only = this.instances[0]!
-      return health.admit(only, now) ? only : undefined
+    let pick: Instance | undefined
+    if (!this.balanced) pick = this.instances[0]!
+    else {
+      let due: Instance | undefined
+      const healthy: Instance[] = []
+      for (const instance of this.instances) {
+        if (tried?.includes(instance)) continue
+        if (!instance.ejected) healthy.push(instance)
+        else if (due === undefined && !instance.probing && now >= instance.ejectedUntil) due = instance
+      }
+      // A cooled-down instance takes the next request as its probe, so it is back as soon as it works.
+      pick = due ?? pickLeastLoaded(healthy)
     }
-    let due: Instance | undefined
-    const healthy: Instance[] = []
-    for (const instance of this.instances) {
-      if (tried?.includes(instance)) continue
-      if (!instance.ejected) healthy.push(instance)
-      else if (due === undefined && !instance.probing && now >= instance.ejectedUntil) due = instance
-    }
-    // A cooled-down instance takes the next request as its probe, so it is back as soon as it works.
-    const pick = due ?? pickLeastLoaded(healthy)
-    return pick !== undefined && health.admit(pick, now) ? pick : undefined
+    if (pick === undefined || tried?.includes(pick)) return undefined
+    const admitted = health.admit(pick, now)
+    return admitted === 'no' ? undefined : { instance: pick, probe: admitted === 'probe' }
   }
 
   /** One attempt on one instance. */

@@ -20,7 +20,7 @@ interface Seen {
 let backend: Server<{ path: string }>
 const seen: Seen[] = []
 /** Close codes the backend saw, by path. */
-const backendCloses: { path: string; code: number }[] = []
+const backendCloses: { path: string; code: number; reason: string }[] = []
 /** A raw backend that accepts every upgrade without choosing a subprotocol (Bun would echo the first). */
 let chooser: net.Server
 let chooserPort = 0
@@ -53,8 +53,8 @@ beforeAll(async () => {
           for (let i = 0; i < 512; i++) ws.send(chunk)
         }
       },
-      close(ws, code) {
-        backendCloses.push({ path: ws.data.path, code })
+      close(ws, code, reason) {
+        backendCloses.push({ path: ws.data.path, code, reason })
       },
       message(ws, message) {
         if (message === 'close-me') ws.close(4002, 'as you wish')
@@ -180,7 +180,16 @@ describe('relaying', () => {
     expect(await closed(socket)).toEqual({ code: 4001, reason: 'backend says bye' })
   })
 
-  test("a close from the client reaches the backend, and the backend's own close comes back (4002)", async () => {
+  test('a close from the client reaches the backend with its code and reason', async () => {
+    const socket = await connect(wsUrl(gw.url, '/client-closes'))
+    socket.send('hello')
+    await nextMessage(socket)
+    socket.close(4123, 'the client is done')
+    expect(await waitFor(() => backendCloses.some((c) => c.path.endsWith('/client-closes')))).toBe(true)
+    expect(backendCloses.find((c) => c.path.endsWith('/client-closes'))).toMatchObject({ code: 4123, reason: 'the client is done' })
+  })
+
+  test("the backend's own answer to a message can be a close (4002), and it reaches the client", async () => {
     const socket = await connect(wsUrl(gw.url, '/echo'))
     const ended = closed(socket)
     socket.send('close-me')
@@ -231,14 +240,70 @@ describe('sessions end well', () => {
     socket.destroy()
   }, 20_000)
 
-  test('shutdown closes open sessions at once with 1001', async () => {
+  test('shutdown closes open sessions at once with 1001 on both sides, long before the drain ends', async () => {
     const local = await startGateway({ WS_URL: `http://127.0.0.1:${backend.port}`, RATE_LIMIT: '0' })
-    const socket = await connect(wsUrl(local.url, '/echo'))
+    const socket = await connect(wsUrl(local.url, '/shutdown'))
     const ended = closed(socket)
-    const stopping = local.gateway.shutdown(2_000)
-    expect((await ended).code).toBe(1001)
+    const started = performance.now()
+    const stopping = local.gateway.shutdown(5_000)
+    expect(await ended).toEqual({ code: 1001, reason: 'the gateway is shutting down' })
+    expect(performance.now() - started).toBeLessThan(2_000)
+    expect(await waitFor(() => backendCloses.some((c) => c.path.endsWith('/shutdown')))).toBe(true)
+    expect(backendCloses.find((c) => c.path.endsWith('/shutdown'))!.code).toBe(1001)
     await stopping
   })
+
+  test('an upgrade still waiting for its backend when shutdown begins is refused (503), and shutdown does not wait for it', async () => {
+    // A backend that takes 300 ms to accept.
+    const slow = net.createServer((socket) => {
+      socket.on('error', () => {})
+      socket.once('data', (chunk) => {
+        const key = /sec-websocket-key: (\S+)/i.exec(chunk.toString('latin1'))?.[1] ?? ''
+        const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
+        setTimeout(() => socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`), 300)
+      })
+    })
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve))
+    const local = await startGateway({ WS_URL: `http://127.0.0.1:${(slow.address() as net.AddressInfo).port}`, RATE_LIMIT: '0' })
+    try {
+      const upgrading = rawUpgrade(local.url, '/late')
+      await Bun.sleep(100)
+      const started = performance.now()
+      const drained = local.gateway.shutdown(5_000)
+      const answer = await upgrading
+      expect(answer.status).toBe(503)
+      await drained
+      expect(performance.now() - started).toBeLessThan(2_000)
+    } finally {
+      slow.close()
+    }
+  })
+
+  test('a backend that never answers the close handshake has its socket cut after 5 s', async () => {
+    let backendSocketClosed = false
+    const deaf = net.createServer((socket) => {
+      socket.on('error', () => {})
+      socket.on('close', () => (backendSocketClosed = true))
+      socket.once('data', (chunk) => {
+        const key = /sec-websocket-key: (\S+)/i.exec(chunk.toString('latin1'))?.[1] ?? ''
+        const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
+        socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
+        // From now on it reads and ignores everything, the close frame included.
+      })
+    })
+    await new Promise<void>((resolve) => deaf.listen(0, '127.0.0.1', resolve))
+    const local = await startGateway({ WS_URL: `http://127.0.0.1:${(deaf.address() as net.AddressInfo).port}`, RATE_LIMIT: '0' })
+    try {
+      const socket = await connect(wsUrl(local.url, '/deaf'))
+      socket.close(1000, 'bye')
+      await Bun.sleep(1_000)
+      expect(backendSocketClosed).toBe(false)
+      expect(await waitFor(() => backendSocketClosed, 7_000)).toBe(true)
+    } finally {
+      await local.stop()
+      deaf.close()
+    }
+  }, 15_000)
 
   test('sessions and messages are in /metrics', async () => {
     const socket = await connect(wsUrl(gw.url, '/echo'))
@@ -253,6 +318,18 @@ describe('sessions end well', () => {
 })
 
 describe('admission', () => {
+  test('a handshake the gateway could not complete is refused with 400 before any backend is contacted', async () => {
+    const before = seen.length
+    for (const protocol of ['a b', 'chat, chat', 'chat,,other']) {
+      const raw = await rawUpgrade(gw.url, '/echo', { 'Sec-WebSocket-Protocol': protocol })
+      expect([protocol, raw.status, JSON.parse(raw.body).error]).toEqual([protocol, 400, 'bad_request'])
+    }
+    const url = new URL(gw.url)
+    const noKey = await fetch(`${gw.url}/api/v1/ws/echo`, { headers: { upgrade: 'websocket', connection: 'Upgrade', host: url.host } })
+    expect(noKey.status).toBe(400)
+    expect(seen.length).toBe(before)
+  })
+
   test('with CORS_ORIGINS, an upgrade from an unlisted Origin gets 403; a listed one, or none (not a browser), is let through', async () => {
     const listed = await startGateway({ WS_URL: `http://127.0.0.1:${backend.port}`, RATE_LIMIT: '0', CORS_ORIGINS: 'https://app.example.com' })
     try {
