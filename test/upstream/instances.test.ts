@@ -120,18 +120,20 @@ describe('instances and balancing', () => {
 describe('retries', () => {
   test('a connection that could not be made is retried on another instance, whatever the method, body included', async () => {
     const gw = await gateway({ X_URL: `${closedUrl},${a.url}`, CIRCUIT_FAILURES: '0' })
-    for (let i = 0; i < 6; i++) {
-      const response = await fetch(`${gw.url}/api/v1/x/ok`, { method: 'POST', body: `payload-${i}` })
+    // Ties go either way: 20 requests make some land on the closed instance first.
+    for (let i = 0; i < 20; i++) {
+      const response = await fetch(`${gw.url}/api/v1/x/ok`, { method: 'POST', body: `payload-${i}`, headers: { 'x-request-id': `retry-${i}` } })
       expect(response.status).toBe(200)
       expect(((await response.json()) as { body: string }).body).toBe(`payload-${i}`)
     }
-    const attempts = proxiedLines(gw).map((l) => l.attempts)
-    expect(attempts.every((n) => n === 1 || n === 2)).toBe(true)
-    expect(attempts.filter((n) => n === 2).length).toBeGreaterThan(0)
-    // Retries keep the request id; the metric counts them by reason.
-    const ids = a.seen.slice(-6).map((r) => r.headers.get('x-request-id'))
-    expect(new Set(ids).size).toBe(6)
-    expect(await metric(gw, /^gateway_upstream_retries_total\{service="x",reason="connect"\} (\d+)/m)).toBe(attempts.filter((n) => n === 2).length)
+    const lines = proxiedLines(gw)
+    expect(lines.every((l) => l.attempts === 1 || l.attempts === 2)).toBe(true)
+    const retried = lines.filter((l) => l.attempts === 2)
+    expect(retried.length).toBeGreaterThan(0)
+    // A retried request keeps its X-Request-Id; the metric counts the retries by reason.
+    const idsAtBackend = new Set(a.seen.map((r) => r.headers.get('x-request-id')))
+    for (const line of retried) expect(idsAtBackend.has(line.request_id as string)).toBe(true)
+    expect(await metric(gw, /^gateway_upstream_retries_total\{service="x",reason="connect"\} (\d+)/m)).toBe(retried.length)
   })
 
   test('UPSTREAM_RETRIES=0: no retry, the closed instance gives 502', async () => {
@@ -143,7 +145,7 @@ describe('retries', () => {
 
   test('a GET the backend closed without answering is retried; a POST that reached it is not', async () => {
     const gw = await gateway({ X_URL: `${resetting.url},${a.url}`, CIRCUIT_FAILURES: '0' })
-    for (let i = 0; i < 6; i++) expect((await fetch(`${gw.url}/api/v1/x/ok`)).status).toBe(200)
+    for (let i = 0; i < 16; i++) expect((await fetch(`${gw.url}/api/v1/x/ok`)).status).toBe(200)
     const posts = new Set<number>()
     for (let i = 0; i < 16; i++) posts.add((await fetch(`${gw.url}/api/v1/x/ok`, { method: 'POST', body: 'once' })).status)
     expect(posts).toEqual(new Set([200, 502]))
@@ -158,7 +160,7 @@ describe('retries', () => {
 
     const stalled = await gateway({ X_URL: `${silent.url},${a.url}`, CIRCUIT_FAILURES: '0', UPSTREAM_TIMEOUT_MS: '300' })
     const statuses = new Set<number>()
-    for (let i = 0; i < 6; i++) statuses.add((await fetch(`${stalled.url}/api/v1/x/ok`)).status)
+    for (let i = 0; i < 16 && statuses.size < 2; i++) statuses.add((await fetch(`${stalled.url}/api/v1/x/ok`)).status)
     expect(statuses).toEqual(new Set([200, 504]))
     expect(proxiedLines(stalled).filter((l) => l.status === 504).every((l) => l.attempts === 1)).toBe(true)
   })
