@@ -6,6 +6,7 @@ import { Elysia } from 'elysia'
 import type { Server } from 'bun'
 import { Authenticator } from './auth/authenticator'
 import { type Cluster, joinCluster } from './cluster/cluster'
+import { WorkerLink } from './cluster/worker'
 import type { Config } from './config'
 import type { Broker } from './events/broker'
 import { createBroker } from './events/create-broker'
@@ -37,6 +38,8 @@ const LIMITER_SWEEP_INTERVAL_MS = 60_000
 export interface GatewayOptions {
   config: Config
   logger: Logger
+  /** This process is worker `workerId` of a supervisor (README, "Workers"); absent for a single process. */
+  workerId?: number
 }
 
 export interface Gateway {
@@ -50,6 +53,8 @@ export interface Gateway {
   handle(request: Request, server?: Server<unknown>): Promise<Response | undefined>
   /** Proxied WebSocket sessions. */
   websockets: WebSocketBridge
+  /** The link to the supervisor, when this process is one of its workers. */
+  worker: WorkerLink | null
   /** Starts listening; `port` overrides `config.port` (tests pass 0). */
   listen(port?: number): Server<unknown>
   /** Drain and stop (README, "Operations"). Resolves with whether in-flight requests finished in time. */
@@ -60,9 +65,10 @@ export interface Gateway {
  * @example const gateway = createGateway({ config, logger }); gateway.listen()
  * @throws ConfigError when the TLS files cannot serve (README, "TLS").
  */
-export function createGateway({ config, logger }: GatewayOptions): Gateway {
+export function createGateway({ config, logger, workerId }: GatewayOptions): Gateway {
   const tls = config.tls === null ? undefined : loadTls(config.tls)
   const metrics = new Metrics()
+  const worker = workerId === undefined ? null : new WorkerLink(workerId, metrics)
   const hub = new Hub(config.events.heartbeatMs, config.events.buffer, metrics, logger)
   const cluster = joinCluster(config, hub, logger, metrics)
   const broker = createBroker(config, hub, metrics, logger, cluster)
@@ -91,7 +97,16 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
   const app = new Elysia({ strictPath: true, handler: { standardHostname: false } })
     // Registered before the routes: Elysia applies a hook only to routes added after it.
     .onError({ as: 'global' }, ({ request, code, error }) => routeFailure(request, code, error, logger))
-    .use(opsRoutes({ version: VERSION, lifecycle, metrics, redis: cluster === null ? null : () => cluster.link.isUp }))
+    .use(
+      opsRoutes({
+        version: VERSION,
+        lifecycle,
+        // A worker's /metrics reports every worker, summed by the supervisor.
+        exposition: worker === null ? () => metrics.exposition() : () => worker.exposition(),
+        redis: cluster === null ? null : () => cluster.link.isUp,
+        workerId: worker?.id ?? null,
+      }),
+    )
     .use(eventsRoutes({ config: config.events, broker, hub, hitl: upstreams.get('hitl')!, logger, metrics, cors, authenticator }))
   const pipeline = new Pipeline({
     config,
@@ -115,6 +130,7 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
     lifecycle,
     metrics,
     websockets,
+    worker,
     handle: (request, via = server) => pipeline.handle(request, via),
     listen(port = config.port) {
       server = Bun.serve({
@@ -122,6 +138,8 @@ export function createGateway({ config, logger }: GatewayOptions): Gateway {
         hostname: config.host,
         // HTTPS only, with Bun's native TLS, when TLS_CERT_FILE and TLS_KEY_FILE are set.
         tls,
+        // Workers share the port; the kernel spreads new connections over them (Linux).
+        reusePort: worker !== null,
         idleTimeout: CLIENT_IDLE_TIMEOUT_SECONDS,
         // Bodies are bounded by MAX_BODY_BYTES in the pipeline, with a JSON 413; Bun's own limit would answer first and bare.
         maxRequestBodySize: Number.MAX_SAFE_INTEGER,

@@ -3,6 +3,7 @@
  * everything else receives a `Config`. One table, `SETTINGS`, drives parsing, defaults and
  * `--help` (README, "Configuration").
  */
+import { availableParallelism } from 'node:os'
 import { TrustedProxies } from './http/client-ip'
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
@@ -81,6 +82,8 @@ export interface Config {
   /** Cluster mode's Redis (`redis://` or `rediss://`), or null for the embedded single process. */
   redisUrl: string | null
   redisKeyPrefix: string
+  /** Gateway processes on the port; above 1 the started process is their supervisor (README, "Workers"). */
+  workers: number
   /** Null: authentication is off. */
   auth: AuthConfig | null
   /** Null: plain HTTP. */
@@ -214,15 +217,11 @@ const tokenName = (value: string, variable: string): string => {
   return value
 }
 
-/**
- * A setting of a feature this version does not have. Starting anyway would silently ignore the
- * operator, so any value but `allowed` stops the start.
- */
-const notBuiltYet =
-  (feature: string, allowed = '') =>
-  (value: string, variable: string): void => {
-    if (value !== allowed) throw new ConfigError(`${variable} is set, but ${feature} is not supported yet by this version; unset it to start`)
-  }
+/** A whole number ≥ 1, or `auto`: one per CPU the process may use. */
+const workerCount = (value: string, variable: string): number => {
+  if (value.trim().toLowerCase() === 'auto') return availableParallelism()
+  return integer(1, 1024)(value, variable)
+}
 
 /** Every setting, in the order `--help` prints them (README, "Configuration"). */
 export const SETTINGS = {
@@ -244,7 +243,7 @@ export const SETTINGS = {
   corsOrigins: setting('CORS_ORIGINS', '*', 'allowed browser origins, comma list', corsOrigins),
   redisUrl: setting('REDIS_URL', '', 'cluster mode: redis://[user:password@]host:port[/db] or rediss://', redisUrl),
   redisKeyPrefix: setting('REDIS_KEY_PREFIX', 'gw:', 'prefix of every Redis key and channel', text),
-  workers: setting('WORKERS', '1', 'gateway processes sharing the port (only 1 is supported yet)', notBuiltYet('more than one worker', '1')),
+  workers: setting('WORKERS', '1', "gateway processes sharing the port (Linux, needs REDIS_URL above 1); 'auto' = one per CPU", workerCount),
   // The secret is never echoed: no parse of it can fail, and errors about it name only the variable.
   authJwtSecret: setting('AUTH_JWT_SECRET', '', 'authentication with HS256 tokens: the shared secret (use 32 bytes or more)', optionalText),
   authJwksUrl: setting('AUTH_JWKS_URL', '', 'authentication with RS256/ES256 tokens: URL of the JSON Web Key Set', optionalHttpUrl),
@@ -312,9 +311,21 @@ export function loadConfig(env: Env): Config {
     corsOrigins: values.corsOrigins,
     redisUrl: values.redisUrl,
     redisKeyPrefix: values.redisKeyPrefix,
+    workers: workersConfig(values),
     auth: authConfig(values),
     tls: tlsConfig(values),
   }
+}
+
+/** Workers are cluster members, and share a port only where the kernel balances it. */
+function workersConfig(values: SettingValues, platform = process.platform): number {
+  const workers = values.workers
+  if (workers === 1) return 1
+  if (values.redisUrl === null) {
+    throw new ConfigError(`WORKERS=${workers} needs REDIS_URL: workers are cluster members and share events, questions and rate limits through Redis`)
+  }
+  if (platform !== 'linux') throw new ConfigError(`WORKERS=${workers} needs Linux (SO_REUSEPORT balances one port across processes only there); this is ${platform}`)
+  return workers
 }
 
 /** Authentication is on with a secret or a JWKS URL, never both. */

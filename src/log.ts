@@ -82,13 +82,14 @@ export function destinationOf(logger: Logger): LogDestination {
 }
 
 /**
+ * @param worker the worker's id, on every line (README, "Workers"); absent for a single process.
  * @example createLogger('info').info({ port: 8081 }, 'Listening')
  */
-export function createLogger(level: LogLevel, destination?: LogDestination): Logger {
+export function createLogger(level: LogLevel, destination?: LogDestination, worker?: number): Logger {
   return pino(
     {
       level,
-      base: undefined,
+      base: worker === undefined ? undefined : { worker },
       messageKey: 'msg',
       timestamp: isoTimestamp,
       formatters: { level: (label) => ({ level: label }) },

@@ -1,4 +1,6 @@
 /** Entry point: arguments → config → gateway → listen → signals. */
+import { Supervisor } from './cluster/supervisor'
+import { workerIdOf } from './cluster/worker-messages'
 import { ConfigError, helpText, loadConfig } from './config'
 import { createGateway } from './app'
 import { createLogger } from './log'
@@ -31,41 +33,83 @@ function orExitOnConfigError<T>(make: () => T): T {
 
 const config = orExitOnConfigError(() => loadConfig(process.env))
 
-const logger = createLogger(config.logLevel)
+const workerId = workerIdOf(process.env)
+const logger = createLogger(config.logLevel, undefined, workerId)
 // Log lines are written in batches: whatever waits goes out before the process ends.
 process.on('exit', () => logger.flush())
-// The TLS files are read here: a wrong one stops the start like a wrong setting.
-const gateway = orExitOnConfigError(() => createGateway({ config, logger }))
-let server
-try {
-  server = gateway.listen()
-} catch (error) {
-  process.stderr.write(`api-gateway: cannot listen on ${config.host}:${config.port}: ${(error as Error).message}\n`)
-  process.exit(1)
-}
-logger.info(
-  {
-    version: VERSION,
-    // The binary is built with NODE_ENV=production, which also puts Elysia in production mode.
-    mode: process.env.NODE_ENV ?? 'development',
-    host: config.host,
-    port: server.port,
-    services: Object.fromEntries([...config.services].map(([name, service]) => [name, service.url])),
-    rate_limit: config.rateLimit,
-    // Never the URL itself: it may carry a password.
-    cluster_mode: config.redisUrl !== null,
-    authentication: config.auth === null ? 'off' : config.auth.jwtSecret !== null ? 'hs256' : 'jwks',
-    tls: config.tls !== null,
-  },
-  'api-gateway listening',
-)
 
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, async () => {
-    logger.info({ signal }, 'Shutting down: draining in-flight requests')
+if (config.workers > 1 && workerId === undefined) superviseWorkers()
+else serve()
+
+/** `WORKERS` above 1: this process starts the workers and watches them, serving nothing itself. */
+function superviseWorkers(): void {
+  const supervisor = new Supervisor({
+    workers: config.workers,
+    command: workerCommand(),
+    env: process.env,
+    logger,
+    exit: (code) => {
+      logger.flush()
+      process.exit(code)
+    },
+  })
+  supervisor.start()
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, async () => {
+      logger.info({ signal }, 'Supervisor stopping: draining every worker')
+      await supervisor.stop()
+      logger.info('Supervisor stopped')
+      logger.flush()
+      process.exit(0)
+    })
+  }
+}
+
+/** The command that starts this same gateway again: the compiled binary alone, or `bun src/main.ts`. */
+function workerCommand(): string[] {
+  // In a compiled binary the entry point lives in Bun's embedded file system.
+  return Bun.main.startsWith('/$bunfs/') ? [process.execPath] : [process.execPath, Bun.main]
+}
+
+/** One gateway process: alone, or one of the workers. */
+function serve(): void {
+  // The TLS files are read here: a wrong one stops the start like a wrong setting.
+  const gateway = orExitOnConfigError(() => createGateway({ config, logger, workerId }))
+  let server
+  try {
+    server = gateway.listen()
+  } catch (error) {
+    process.stderr.write(`api-gateway: cannot listen on ${config.host}:${config.port}: ${(error as Error).message}\n`)
+    process.exit(1)
+  }
+  logger.info(
+    {
+      version: VERSION,
+      // The binary is built with NODE_ENV=production, which also puts Elysia in production mode.
+      mode: process.env.NODE_ENV ?? 'development',
+      host: config.host,
+      port: server.port,
+      services: Object.fromEntries([...config.services].map(([name, service]) => [name, service.url])),
+      rate_limit: config.rateLimit,
+      // Never the URL itself: it may carry a password.
+      cluster_mode: config.redisUrl !== null,
+      authentication: config.auth === null ? 'off' : config.auth.jwtSecret !== null ? 'hs256' : 'jwks',
+      tls: config.tls !== null,
+    },
+    'api-gateway listening',
+  )
+
+  let stopping = false
+  const stop = async (reason: string) => {
+    if (stopping) return
+    stopping = true
+    logger.info({ reason }, 'Shutting down: draining in-flight requests')
     const drained = await gateway.shutdown()
     logger.info({ drained }, 'Stopped')
     logger.flush()
     process.exit(0)
-  })
+  }
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop(signal))
+  // A worker never outlives its supervisor.
+  gateway.worker?.watchSupervisor(() => void stop('supervisor gone'))
 }

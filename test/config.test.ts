@@ -136,18 +136,13 @@ describe('bad settings stop the start', () => {
     expect(lines[0]).toBe('api-gateway: invalid PORT="99999": expected an integer from 1 to 65535')
   })
 
-  const unsupported: [string, string][] = [
-    ['WORKERS', '2'],
-  ]
-  for (const [name, value] of unsupported) {
-    test(`${name} set: refuses to start rather than ignore it`, () => {
-      const run = runMain({ [name]: value })
-      expect(run.exitCode).toBe(1)
-      expect(run.stderr.trim().split('\n')).toHaveLength(1)
-      expect(run.stderr).toContain(`${name} is set`)
-      expect(run.stderr).toContain('not supported yet')
-    })
-  }
+  test("WORKERS: a whole number or 'auto'; above 1 it needs REDIS_URL, and says so naming both", () => {
+    if (process.platform === 'linux') expect(loadConfig({ WORKERS: '3', REDIS_URL: 'redis://h' }).workers).toBe(3)
+    else expect(() => loadConfig({ WORKERS: '3', REDIS_URL: 'redis://h' })).toThrow('needs Linux')
+    if (process.platform === 'linux') expect(loadConfig({ WORKERS: 'auto', REDIS_URL: 'redis://h' }).workers).toBeGreaterThanOrEqual(1)
+    expect(() => loadConfig({ WORKERS: '2' })).toThrow('WORKERS=2 needs REDIS_URL')
+    for (const bad of ['0', 'two', '-1', '1.5']) expect(() => loadConfig({ WORKERS: bad, REDIS_URL: 'redis://h' })).toThrow(`invalid WORKERS=${JSON.stringify(bad)}`)
+  })
 
   test('REDIS_URL takes user, password, database index and rediss://', () => {
     for (const url of ['redis://127.0.0.1:6379', 'redis://user:pa%40ss@redis.internal:6380/3', 'rediss://cache.example.com', 'redis://h/'])

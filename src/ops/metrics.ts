@@ -176,8 +176,8 @@ export class Metrics {
     this.requestDuration.observe(seconds)
   }
 
-  /** The text exposition for `GET /metrics`. */
-  async exposition(): Promise<Response> {
-    return new Response(await this.registry.metrics(), { headers: { 'content-type': this.registry.contentType } })
+  /** The text exposition for `GET /metrics` (of this process alone). */
+  async exposition(headers: Record<string, string> = {}): Promise<Response> {
+    return new Response(await this.registry.metrics(), { headers: { 'content-type': this.registry.contentType, ...headers } })
   }
 }

@@ -26,9 +26,14 @@ export class AccessLog {
   private readonly write: (line: string) => void
   private readonly serviceFieldsCache = new Map<string, Map<string, string>>()
 
+  /** The logger's bindings as they follow the time in pino's lines (`,"worker":2`), or nothing. */
+  private readonly bindings: string
+
   constructor(private readonly logger: Logger) {
     const destination = destinationOf(logger)
     this.write = (line) => destination.write(line)
+    const bound = JSON.stringify(logger.bindings())
+    this.bindings = bound === '{}' ? '' : `,${bound.slice(1, -1)}`
   }
 
   /**
@@ -61,7 +66,7 @@ export class AccessLog {
   line(ctx: RequestContext, level: AccessLevel, msg: string, serviceFields: string, path: string, status: number, durationMs: number, attempts: number | undefined): void {
     const failure = ctx.upstreamError
     this.write(
-      `{"level":"${level}"${isoTimestamp()}${serviceFields},"method":${jsonString(ctx.method)},"path":${jsonString(path)},"status":${status},"duration_ms":${durationMs},"request_id":"${ctx.requestId}","client_ip":"${ctx.clientIp}"${
+      `{"level":"${level}"${isoTimestamp()}${this.bindings}${serviceFields},"method":${jsonString(ctx.method)},"path":${jsonString(path)},"status":${status},"duration_ms":${durationMs},"request_id":"${ctx.requestId}","client_ip":"${ctx.clientIp}"${
         attempts === undefined ? '' : `,"attempts":${attempts}`
       }${failure === undefined ? '' : `,"upstream_error":"${failure}"`},"msg":"${msg}"}\n`,
     )

@@ -1,0 +1,86 @@
+/**
+ * A worker's side of `WORKERS` above 1 (README, "Workers"): it answers the supervisor's
+ * requests for its figures, asks the supervisor for everyone's when it is scraped, and ends
+ * itself when the supervisor is gone (no worker outlives the process the operator manages).
+ */
+import type { Metrics } from '../ops/metrics'
+import type { MetricsSnapshot, SupervisorMessage, WorkerMessage } from './worker-messages'
+
+/** Figures that describe one process, reported per worker (a `worker` label) instead of summed. */
+const PER_PROCESS = /^(process_|nodejs_|gateway_redis_connected$|gateway_upstream_healthy$)/
+/** A scrape waits this long for the supervisor before answering with this worker's figures alone. */
+const SCRAPE_TIMEOUT_MS = 3_000
+/** How often a worker checks that its supervisor is still there. */
+const SUPERVISOR_CHECK_MS = 1_000
+
+export class WorkerLink {
+  private nextScrapeId = 1
+  private readonly scrapes = new Map<number, (answer: { text: string; contentType: string }) => void>()
+  private readonly supervisorPid = process.ppid
+
+  constructor(
+    readonly id: number,
+    private readonly metrics: Metrics,
+  ) {
+    process.on('message', (message: SupervisorMessage) => void this.received(message))
+  }
+
+  /**
+   * `GET /metrics` on a worker: every worker's figures, summed by the supervisor.
+   * @example new WorkerLink(1, metrics).exposition()
+   */
+  async exposition(): Promise<Response> {
+    const id = this.nextScrapeId++
+    const answer = await new Promise<{ text: string; contentType: string } | undefined>((resolve) => {
+      const timer = setTimeout(() => {
+        this.scrapes.delete(id)
+        resolve(undefined)
+      }, SCRAPE_TIMEOUT_MS)
+      this.scrapes.set(id, (reply) => {
+        clearTimeout(timer)
+        this.scrapes.delete(id)
+        resolve(reply)
+      })
+      this.send({ type: 'scrape', id })
+    })
+    // The supervisor did not answer (it is stopping): this worker's own figures, said to be partial.
+    if (answer === undefined) return this.metrics.exposition({ 'x-metrics-scope': `worker ${this.id} only` })
+    return new Response(answer.text, { headers: { 'content-type': answer.contentType } })
+  }
+
+  /** Calls `onGone` once the supervisor has gone away (this process was handed to another parent). */
+  watchSupervisor(onGone: () => void): void {
+    const timer = setInterval(() => {
+      if (process.ppid === this.supervisorPid) return
+      clearInterval(timer)
+      onGone()
+    }, SUPERVISOR_CHECK_MS)
+    timer.unref()
+  }
+
+  private async received(message: SupervisorMessage): Promise<void> {
+    if (message.type === 'exposition') {
+      this.scrapes.get(message.id)?.({ text: message.text, contentType: message.contentType })
+      return
+    }
+    if (message.type === 'snapshot') this.send({ type: 'snapshot', id: message.id, metrics: await this.snapshot() })
+  }
+
+  /** This worker's figures, per-process ones labelled with its id. */
+  private async snapshot(): Promise<MetricsSnapshot> {
+    const metrics = (await this.metrics.registry.getMetricsAsJSON()) as MetricsSnapshot
+    for (const metric of metrics) {
+      if (!PER_PROCESS.test(metric.name)) continue
+      for (const value of metric.values) value.labels = { ...value.labels, worker: this.id }
+    }
+    return metrics
+  }
+
+  private send(message: WorkerMessage): void {
+    try {
+      process.send?.(message)
+    } catch {
+      // The supervisor is gone; watchSupervisor ends this worker.
+    }
+  }
+}
