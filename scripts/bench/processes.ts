@@ -4,18 +4,29 @@ import net from 'node:net'
 import { readFileSync } from 'node:fs'
 
 export const CORES = navigator.hardwareConcurrency
-/** With two or more cores: the load generator on one, the servers under test on another. */
-export const CLIENT_CORE = 0
-export const SERVER_CORE = CORES >= 2 ? 1 : 0
+
+/** `--client-cores 0-1` / `--server-cores 2-7` (taskset lists), or `--no-pin`: the core split of a run. */
+function option(name: string): string | undefined {
+  const at = process.argv.indexOf(name)
+  return at === -1 ? undefined : process.argv[at + 1]
+}
+/** No pinning at all: the kernel places the load generator and the servers (`--no-pin`). */
+export const UNPINNED = process.argv.includes('--no-pin') || CORES < 2
+/**
+ * By default, with two or more cores, the load generator on core 0 and the servers under test on
+ * core 1. On a bigger machine give the servers several: `--client-cores 0-3 --server-cores 4-15`.
+ */
+export const CLIENT_CORE = option('--client-cores') ?? '0'
+export const SERVER_CORE = option('--server-cores') ?? (CORES >= 2 ? '1' : '0')
 const CLOCK_TICKS_PER_SECOND = 100
 
-/** `taskset -c <core> command…` when there is more than one core, else the command itself. */
-export function pinned(core: number, command: string[]): string[] {
-  return CORES >= 2 ? ['taskset', '-c', String(core), ...command] : command
+/** `taskset -c <cores> command…` when pinning, else the command itself. */
+export function pinned(cores: string, command: string[]): string[] {
+  return UNPINNED ? command : ['taskset', '-c', cores, ...command]
 }
 
-export function spawnPinned(core: number, command: string[], env: Record<string, string> = {}, stdout: 'pipe' | 'ignore' | number = 'pipe'): Subprocess {
-  return Bun.spawn(pinned(core, command), { env: { ...process.env, ...env }, stdout, stderr: 'inherit', stdin: 'ignore' })
+export function spawnPinned(cores: string, command: string[], env: Record<string, string> = {}, stdout: 'pipe' | 'ignore' | number = 'pipe'): Subprocess {
+  return Bun.spawn(pinned(cores, command), { env: { ...process.env, ...env }, stdout, stderr: 'inherit', stdin: 'ignore' })
 }
 
 /** User plus system CPU seconds of a process, all threads. */

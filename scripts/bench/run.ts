@@ -7,17 +7,18 @@
  * bench-results/latest.json (plus a dated copy).
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { CLIENT_CORE, CORES, SERVER_CORE } from './processes'
+import { CLIENT_CORE, CORES, SERVER_CORE, UNPINNED } from './processes'
 import { type AuthRound, runAuthScenarios } from './auth-scenarios'
 import { type EventRound, type LimiterRound, runClusterScenarios } from './cluster-scenarios'
 import { type InstancesRound, type WebSocketRound, runUpstreamScenarios } from './upstream-scenarios'
+import { type WorkersRound, runWorkersScenarios } from './workers-scenarios'
 import { type LadderResult, runLadder } from './ladder-scenarios'
 import { type RoundResult, runProxyScenarios } from './proxy-scenarios'
 import { type SseResult, runSseScenario } from './sse-scenarios'
 
 const ROOT = new URL('../..', import.meta.url).pathname
 const quick = process.argv.includes('--quick')
-/** `--only proxy|ladder|sse|limiter|cluster|auth|upstream`: one part, for tuning sessions. */
+/** `--only proxy|ladder|sse|limiter|cluster|auth|upstream|workers`: one part, for tuning sessions. */
 const only = process.argv[process.argv.indexOf('--only') + 1]
 const runs = (part: string) => !process.argv.includes('--only') || only === part
 const log = (line: string) => console.log(line)
@@ -44,7 +45,7 @@ await ensureTools()
 await Bun.$`bun ${ROOT}scripts/build.ts --if-stale`.cwd(ROOT)
 const binary = `${ROOT}bin/api-gateway`
 const started = new Date()
-log(`api-gateway benchmark (${quick ? 'quick' : 'full'}) on ${CORES} cores: load on core ${CLIENT_CORE}, servers on core ${SERVER_CORE}`)
+log(`api-gateway benchmark (${quick ? 'quick' : 'full'}) on ${CORES} cores: ${UNPINNED ? 'nothing pinned' : `load on cores ${CLIENT_CORE}, servers on cores ${SERVER_CORE}`}`)
 
 let rounds: RoundResult[] = []
 let summary: ScenarioSummary[] | undefined
@@ -115,6 +116,16 @@ if (runs('upstream')) {
   printUpstreamTables(upstream)
 }
 
+let workers: WorkersRound[] | undefined
+if (runs('workers')) {
+  // `--workers N` compares N with 1 (default 2).
+  const count = process.argv.includes('--workers') ? Number(process.argv[process.argv.indexOf('--workers') + 1]) : 2
+  const workersPlan = { rounds: quick ? 2 : 5, seconds: quick ? 3 : 8, connections: 128, workers: count }
+  log(`\nWorkers (${workersPlan.rounds} interleaved rounds of ${workersPlan.seconds} s, wrk -t2 -c${workersPlan.connections}, nothing pinned): WORKERS=${count} against WORKERS=1, both with Redis, rate limiting off`)
+  workers = await runWorkersScenarios({ ...workersPlan, binary }, log)
+  printWorkersTable(workers)
+}
+
 const results = {
   date: started.toISOString(),
   mode: quick ? 'quick' : 'full',
@@ -129,6 +140,7 @@ const results = {
   cluster,
   auth,
   upstream,
+  workers,
 }
 mkdirSync(`${ROOT}bench-results`, { recursive: true })
 const json = JSON.stringify(results, null, 2)
@@ -293,6 +305,19 @@ function printUpstreamTables({ instances, websocket }: { instances: InstancesRou
     const p99 = by(rows, (r) => r.p99Ms)
     log(
       `| ${scenario} | ${Math.round(rate)} | ${(rate / by(direct, (r) => r.messagesPerSecond)).toFixed(2)} | ${(rate / by(relay, (r) => r.messagesPerSecond)).toFixed(2)} | ${by(rows, (r) => r.p50Ms).toFixed(2)} | ${p99.toFixed(2)} | ${(p99 / by(direct, (r) => r.p99Ms)).toFixed(2)} | ${(p99 / by(relay, (r) => r.p99Ms)).toFixed(2)} | ${rows.reduce((s, r) => s + r.errors, 0)} |`,
+    )
+  }
+}
+
+function printWorkersTable(rounds: WorkersRound[]): void {
+  const by = (rows: WorkersRound[], pick: (row: WorkersRound) => number) => median(rows.map(pick))
+  const one = rounds.filter((r) => r.workers === 1)
+  log('\n| WORKERS | req/s (median) | × 1 | p50 ms | p99 ms | p99 × 1 | errors |')
+  log('|---|---|---|---|---|---|---|')
+  for (const count of [...new Set(rounds.map((r) => r.workers))]) {
+    const rows = rounds.filter((r) => r.workers === count)
+    log(
+      `| ${count} | ${Math.round(by(rows, (r) => r.requestsPerSecond))} | ${(by(rows, (r) => r.requestsPerSecond) / by(one, (r) => r.requestsPerSecond)).toFixed(2)} | ${by(rows, (r) => r.p50Ms).toFixed(2)} | ${by(rows, (r) => r.p99Ms).toFixed(2)} | ${(by(rows, (r) => r.p99Ms) / by(one, (r) => r.p99Ms)).toFixed(2)} | ${rows.reduce((s, r) => s + r.errors, 0)} |`,
     )
   }
 }

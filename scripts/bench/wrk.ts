@@ -17,6 +17,10 @@ export interface WrkOptions {
   headers?: Record<string, string>
   /** A wrk Lua script (`-s`), e.g. one that varies a header per request. */
   script?: string
+  /** wrk threads (default 1). */
+  threads?: number
+  /** Run wrk where the kernel puts it, not on the load generator's cores. */
+  unpinned?: boolean
 }
 
 /**
@@ -24,7 +28,8 @@ export interface WrkOptions {
  */
 export async function runWrk(url: string, options: WrkOptions): Promise<WrkResult> {
   const extra = [...Object.entries(options.headers ?? {}).flatMap(([name, value]) => ['-H', `${name}: ${value}`]), ...(options.script ? ['-s', options.script] : [])]
-  const command = pinned(CLIENT_CORE, ['wrk', '-t1', `-c${options.connections}`, `-d${options.seconds}s`, '--latency', ...extra, url])
+  const wrk = ['wrk', `-t${options.threads ?? 1}`, `-c${options.connections}`, `-d${options.seconds}s`, '--latency', ...extra, url]
+  const command = options.unpinned ? wrk : pinned(CLIENT_CORE, wrk)
   const child = Bun.spawn(command, { stdout: 'pipe', stderr: 'pipe' })
   const output = await new Response(child.stdout).text()
   if ((await child.exited) !== 0) throw new Error(`wrk failed: ${await new Response(child.stderr).text()}`)
