@@ -193,6 +193,15 @@ describe('settings and failures', () => {
     expect(lines[0]).toContain('WORKERS=2 needs REDIS_URL')
   })
 
+  test('workers stop by themselves when their supervisor is killed (no worker outlives it)', async () => {
+    const orphaned = await startSupervised({ WORKERS: '2', REDIS_URL: redis.url })
+    expect(await waitFor(() => orphaned.logs.filter((l) => l.msg === 'api-gateway listening').length === 2, 15_000)).toBe(true)
+    const pids = [...workerPids(orphaned).values()]
+    orphaned.child.kill('SIGKILL')
+    await orphaned.child.exited
+    expect(await waitFor(() => pids.every((pid) => !alive(pid)), 5_000)).toBe(true)
+  }, 30_000)
+
   test('a worker that keeps dying at start stops the gateway with one clear line (exit 1), not a restart loop', async () => {
     // The port is taken: every worker fails to listen at once.
     const squatter = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('taken') })
