@@ -9,7 +9,7 @@
  */
 import { $ } from 'bun'
 import { createHash } from 'node:crypto'
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { VERSION } from '../src/version'
 
 const ROOT = new URL('..', import.meta.url).pathname
@@ -26,8 +26,9 @@ export const TARGETS: Readonly<Record<string, string>> = {
 const requested = process.argv.includes('--targets') ? process.argv[process.argv.indexOf('--targets') + 1]!.split(',') : Object.keys(TARGETS)
 for (const target of requested) if (!(target in TARGETS)) throw new Error(`unknown target ${target}; known: ${Object.keys(TARGETS).join(', ')}`)
 
-rmSync(DIST, { recursive: true, force: true })
+// Only what an earlier release put there is removed: `--out` may name a directory holding other files.
 mkdirSync(DIST, { recursive: true })
+for (const file of readdirSync(DIST)) if (file.startsWith('api-gateway-') || file === 'SHA256SUMS') rmSync(`${DIST}/${file}`)
 const sums: string[] = []
 for (const target of requested) {
   const name = `api-gateway-${VERSION}-${target}`

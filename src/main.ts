@@ -137,6 +137,9 @@ function serve(): void {
     process.exit(0)
   }
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop(signal))
-  // A worker never outlives its supervisor.
-  gateway.worker?.watchSupervisor(() => void stop('supervisor gone'))
+  // A worker never outlives its supervisor: it drains, and is gone after 12 s whatever happens.
+  gateway.worker?.watchSupervisor(() => {
+    setTimeout(() => process.exit(1), 12_000).unref()
+    void stop('supervisor gone')
+  })
 }

@@ -50,6 +50,11 @@ test('the Dockerfile: slim base, non-root, the release binary, HEALTHCHECK on /h
   expect(dockerfile).toMatch(/^HEALTHCHECK .*"--healthcheck"\]$/m)
 })
 
+test("the Dockerfile's default VERSION is the package's", async () => {
+  const { version } = await Bun.file(join(ROOT, 'package.json')).json()
+  expect(read('deploy/Dockerfile')).toContain(`ARG VERSION=${version}`)
+})
+
 test('the compose file: two gateways and one Redis with AOF behind them', () => {
   const compose = read('deploy/docker-compose.yml')
   expect(compose).toContain('"--appendonly", "yes"')

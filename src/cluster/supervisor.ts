@@ -15,7 +15,7 @@
 import type { Subprocess } from 'bun'
 import { AggregatorRegistry } from 'prom-client'
 import type { Logger } from '../log'
-import { type MetricsSnapshot, type SupervisorMessage, WORKER_ID_VARIABLE, type WorkerMessage } from './worker-messages'
+import { type MetricsSnapshot, SUPERVISOR_PID_VARIABLE, type SupervisorMessage, WORKER_ID_VARIABLE, type WorkerMessage } from './worker-messages'
 
 /** A worker that dies within this long of its start counts as a failed start. */
 const QUICK_DEATH_MS = 10_000
@@ -96,15 +96,23 @@ export class Supervisor {
   private spawn(slot: Slot): void {
     slot.restartTimer = undefined
     slot.startedAt = performance.now()
-    const child: Subprocess = Bun.spawn(this.options.command, {
-      env: { ...this.options.env, [WORKER_ID_VARIABLE]: String(slot.id) },
-      stdin: 'ignore',
-      stdout: 'inherit',
-      stderr: 'inherit',
-      serialization: 'json',
-      ipc: (message, subprocess) => this.received(slot, message as WorkerMessage, subprocess),
-      onExit: (subprocess, exitCode, signalCode) => this.exited(slot, subprocess, exitCode, signalCode),
-    })
+    let child: Subprocess
+    try {
+      child = Bun.spawn(this.options.command, {
+        env: { ...this.options.env, [WORKER_ID_VARIABLE]: String(slot.id), [SUPERVISOR_PID_VARIABLE]: String(process.pid) },
+        stdin: 'ignore',
+        stdout: 'inherit',
+        stderr: 'inherit',
+        serialization: 'json',
+        ipc: (message, subprocess) => this.received(slot, message as WorkerMessage, subprocess),
+        onExit: (subprocess, exitCode, signalCode) => this.exited(slot, subprocess, exitCode, signalCode),
+      })
+    } catch (error) {
+      // Could not even start (no processes left, the binary replaced under us): a failed start like any other.
+      this.options.logger.error({ worker: slot.id, err: (error as Error).message }, 'Worker could not be started')
+      this.failedStart(slot, null, null)
+      return
+    }
     slot.child = child
     this.options.logger.info({ worker: slot.id, pid: child.pid }, 'Worker started')
   }
@@ -115,6 +123,11 @@ export class Supervisor {
     if (slot.lastSnapshot !== undefined) this.retired.push(countsOnly(slot.lastSnapshot))
     slot.lastSnapshot = undefined
     if (this.stopping) return
+    this.failedStart(slot, exitCode, signalCode)
+  }
+
+  /** A worker ended (or never started): started again after its backoff, or the gateway stops. */
+  private failedStart(slot: Slot, exitCode: number | null, signalCode: number | string | null): void {
     const lived = performance.now() - slot.startedAt
     slot.quickDeaths = lived < QUICK_DEATH_MS ? slot.quickDeaths + 1 : 0
     const { logger } = this.options
@@ -132,24 +145,34 @@ export class Supervisor {
   }
 
   private received(slot: Slot, message: WorkerMessage, subprocess: Subprocess): void {
+    // A message from a worker this slot has already replaced counts for nothing.
+    if (slot.child !== subprocess) return
     if (message.type === 'snapshot') {
       slot.lastSnapshot = message.metrics
       this.pendingSnapshots.get(message.id)?.(message.metrics)
       return
     }
     if (message.type === 'scrape') {
-      void this.exposition().then((answer) => {
-        const reply: SupervisorMessage = { type: 'exposition', id: message.id, ...answer }
-        if (slot.child === subprocess) subprocess.send(reply)
-      })
+      this.exposition()
+        .then((answer) => {
+          const reply: SupervisorMessage = { type: 'exposition', id: message.id, ...answer }
+          if (slot.child === subprocess) subprocess.send(reply)
+        })
+        .catch((error: Error) => {
+          // The worker went away meanwhile, or a figure could not be summed: its scrape times out (503).
+          this.options.logger.warn({ worker: slot.id, err: error.message }, 'Metrics could not be gathered')
+        })
     }
   }
 
   /** Every worker's figures summed, the retired ones included. */
   private async exposition(): Promise<{ text: string; contentType: string }> {
-    const live = await Promise.all(this.slots.map((slot) => this.snapshotOf(slot)))
+    const asked = this.slots.map((slot) => ({ slot, child: slot.child }))
+    const answers = await Promise.all(asked.map(({ slot }) => this.snapshotOf(slot)))
+    // A worker that died while the others answered is in `retired` now: counted there, not twice.
+    const live = answers.filter((snapshot, i): snapshot is MetricsSnapshot => snapshot !== undefined && asked[i]!.slot.child === asked[i]!.child)
     if (this.retired.length > 1) this.retired = [await AggregatorRegistry.aggregate(this.retired).getMetricsAsJSON()] as MetricsSnapshot[]
-    const registry = AggregatorRegistry.aggregate([...live.filter((s): s is MetricsSnapshot => s !== undefined), ...this.retired])
+    const registry = AggregatorRegistry.aggregate([...live, ...this.retired])
     return { text: await registry.metrics(), contentType: registry.contentType }
   }
 

@@ -7,6 +7,8 @@ import type { MetricObjectWithValues, MetricValue } from 'prom-client'
 
 /** The environment variable that makes a process a worker, and tells it its id (1..N). */
 export const WORKER_ID_VARIABLE = 'API_GATEWAY_WORKER_ID'
+/** The supervisor's pid, given to each worker: its parent from its very first instruction. */
+export const SUPERVISOR_PID_VARIABLE = 'API_GATEWAY_SUPERVISOR_PID'
 
 /**
  * This process's worker id, or undefined when it is not a worker.

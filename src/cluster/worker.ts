@@ -4,7 +4,7 @@
  * itself when the supervisor is gone (no worker outlives the process the operator manages).
  */
 import type { Metrics } from '../ops/metrics'
-import type { MetricsSnapshot, SupervisorMessage, WorkerMessage } from './worker-messages'
+import { type MetricsSnapshot, SUPERVISOR_PID_VARIABLE, type SupervisorMessage, type WorkerMessage } from './worker-messages'
 
 /** Figures that describe one process, reported per worker (a `worker` label) instead of summed. */
 const PER_PROCESS = /^(process_|nodejs_|gateway_redis_connected$|gateway_upstream_healthy$)/
@@ -16,7 +16,8 @@ const SUPERVISOR_CHECK_MS = 1_000
 export class WorkerLink {
   private nextScrapeId = 1
   private readonly scrapes = new Map<number, (answer: { text: string; contentType: string }) => void>()
-  private readonly supervisorPid = process.ppid
+  /** Given by the supervisor: read from the parent later, a supervisor that died first would go unnoticed. */
+  private readonly supervisorPid = Number(process.env[SUPERVISOR_PID_VARIABLE] ?? process.ppid)
 
   constructor(
     readonly id: number,
@@ -43,19 +44,23 @@ export class WorkerLink {
       })
       this.send({ type: 'scrape', id })
     })
-    // The supervisor did not answer (it is stopping): this worker's own figures, said to be partial.
-    if (answer === undefined) return this.metrics.exposition({ 'x-metrics-scope': `worker ${this.id} only` })
+    // The supervisor did not answer (it is stopping): no figures rather than partial ones, which a
+    // scraper would read as counters going down.
+    if (answer === undefined) return new Response('metrics unavailable: the supervisor did not answer\n', { status: 503, headers: { 'content-type': 'text/plain' } })
     return new Response(answer.text, { headers: { 'content-type': answer.contentType } })
   }
 
   /** Calls `onGone` once the supervisor has gone away (this process was handed to another parent). */
   watchSupervisor(onGone: () => void): void {
-    const timer = setInterval(() => {
-      if (process.ppid === this.supervisorPid) return
+    const check = () => {
+      if (process.ppid === this.supervisorPid) return false
       clearInterval(timer)
       onGone()
-    }, SUPERVISOR_CHECK_MS)
+      return true
+    }
+    const timer = setInterval(check, SUPERVISOR_CHECK_MS)
     timer.unref()
+    check()
   }
 
   private async received(message: SupervisorMessage): Promise<void> {
@@ -71,6 +76,8 @@ export class WorkerLink {
     const metrics = (await this.metrics.registry.getMetricsAsJSON()) as MetricsSnapshot
     for (const metric of metrics) {
       if (!PER_PROCESS.test(metric.name)) continue
+      // Kept apart by the label; `first` per label set (prom-client would omit some, such as the start time).
+      ;(metric as { aggregator: string }).aggregator = 'first'
       for (const value of metric.values) value.labels = { ...value.labels, worker: this.id }
     }
     return metrics

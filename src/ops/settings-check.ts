@@ -44,16 +44,25 @@ export function effectiveSettings(config: Config): Record<string, unknown> {
     max_body_bytes: config.maxBodyBytes,
     events: { heartbeat_ms: config.events.heartbeatMs, buffer: config.events.buffer, history: config.events.history, publish_token: config.events.publishToken === '' ? 'none (loopback only)' : 'set' },
     cors_origins: config.corsOrigins,
-    cluster_mode: config.redisUrl !== null,
+    cluster_mode: config.redisUrl === null ? false : { redis: withoutCredentials(config.redisUrl), key_prefix: config.redisKeyPrefix },
     authentication: config.auth === null ? 'off' : config.auth.jwtSecret !== null ? 'HS256 (secret set)' : `RS256/ES256 from ${config.auth.jwksUrl!.origin}${config.auth.jwksUrl!.pathname}`,
     tls: config.tls === null ? 'off' : { cert: config.tls.certFile, key: config.tls.keyFile },
     log_level: config.logLevel,
   }
 }
 
+/** The well-known port of each scheme the gateway's URLs may have. */
+const DEFAULT_PORTS: Readonly<Record<string, number>> = { 'http:': 80, 'https:': 443, 'redis:': 6379, 'rediss:': 6379 }
+
+/** `redis://host:port/db`: the URL without its user and password. */
+function withoutCredentials(url: string): string {
+  const parsed = new URL(url)
+  return `${parsed.protocol}//${parsed.host}${parsed.pathname}`
+}
+
 /** A TCP connection to the URL's host and port can be opened. */
 function reachable(what: string, url: URL): Promise<CheckResult> {
-  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80))
+  const port = Number(url.port || DEFAULT_PORTS[url.protocol] || 80)
   return new Promise((resolve) => {
     const socket = net.connect({ host: url.hostname.replace(/^\[|\]$/g, ''), port, timeout: PROBE_TIMEOUT_MS })
     const done = (ok: boolean, detail: string) => {
@@ -73,7 +82,9 @@ async function redisAnswers(url: string): Promise<CheckResult> {
     const reply = await Promise.race([client.connect().then(() => client.send('PING', [])), Bun.sleep(PROBE_TIMEOUT_MS).then(() => 'timeout')])
     return reply === 'PONG' ? { what, ok: true, detail: 'answers PING' } : { what, ok: false, detail: `no PONG within ${PROBE_TIMEOUT_MS} ms` }
   } catch (error) {
-    return { what, ok: false, detail: `cannot connect (${(error as Error).message})` }
+    // Bun says "Connection closed" whether nothing listens or Redis refused the credentials: tell them apart.
+    const tcp = await reachable(what, new URL(url))
+    return { what, ok: false, detail: tcp.ok ? `connected, but Redis refused (${(error as Error).message}): check the password or user in REDIS_URL` : tcp.detail }
   } finally {
     client.close()
   }

@@ -128,10 +128,12 @@ describe('WORKERS=2', () => {
       const response = await fresh(`${gw.url}/api/v1/runner/x`, { headers: { 'x-forwarded-for': '203.0.113.77' } })
       statuses.push(response.status)
     }
-    for (let i = 0; i < 20; i++) workers.add((await workerOf(gw.url))!)
-    expect(workers.size).toBe(2)
     expect(statuses.slice(0, 10)).toEqual(Array(10).fill(200))
     expect(statuses.slice(10)).toEqual([429, 429])
+    // The twelve went to both workers: the budget they shared was Redis's, not a worker's own.
+    expect(await waitFor(() => gw.logs.filter((l) => l.client_ip === '203.0.113.77').length === 12)).toBe(true)
+    for (const line of gw.logs.filter((l) => l.client_ip === '203.0.113.77')) workers.add(line.worker as number)
+    expect(workers.size).toBe(2)
   })
 
   test('/metrics from any worker is the sum over both; per-process figures carry a worker label', async () => {
@@ -146,6 +148,17 @@ describe('WORKERS=2', () => {
     expect(after.requests - before.requests).toBe(31)
     expect(after.text).toMatch(/^process_resident_memory_bytes\{worker="1"\} \d+/m)
     expect(after.text).toMatch(/^process_resident_memory_bytes\{worker="2"\} \d+/m)
+    expect(after.text).toMatch(/^process_start_time_seconds\{worker="2"\} \d+/m)
+    // Gauges that count things are summed too: streams open on both workers.
+    const streams = await Promise.all(Array.from({ length: 8 }, (_, i) => openStream(`${gw.url}/api/v1/events/gauge-client`, { 'x-forwarded-for': `198.19.0.${i}` })))
+    try {
+      await Promise.all(streams.map((s) => s.waitFor((e) => e.event === 'connection.established')))
+      const text = await (await fresh(`${gw.url}/metrics`)).text()
+      expect(text).toMatch(/^gateway_sse_connections 8$/m)
+      expect(Number(/^gateway_request_duration_seconds_count (\d+)/m.exec(text)?.[1])).toBeGreaterThanOrEqual(after.requests)
+    } finally {
+      for (const stream of streams) stream.close()
+    }
   })
 
   test('a SIGKILLed worker is replaced while requests keep succeeding, and counts do not go down', async () => {
@@ -178,9 +191,18 @@ describe('WORKERS=2', () => {
     const pids = [...workerPids(gw).entries()].filter(([id]) => id === 1 || id === 2).map(([, pid]) => pid)
     const current = [...new Set(pids)].filter(alive)
     expect(current.length).toBe(2)
+    const stream = await openStream(`${gw.url}/api/v1/events/draining-client`, { 'x-forwarded-for': '198.20.0.1' })
+    await stream.waitFor((e) => e.event === 'connection.established')
+    const stoppedBefore = gw.logs.filter((l) => l.msg === 'Stopped').length
     gw.child.kill('SIGTERM')
     expect(await gw.child.exited).toBe(0)
     for (const pid of current) expect(alive(pid)).toBe(false)
+    // Each worker drained (it says so), and its event stream was closed by it, not cut.
+    await stream.ended
+    await Bun.sleep(200)
+    const stopped = gw.logs.filter((l) => l.msg === 'Stopped').slice(stoppedBefore)
+    expect(stopped.map((l) => l.worker).sort()).toEqual([1, 2])
+    expect(gw.logs.some((l) => l.msg === 'Event stream closed' && l.client_id === 'draining-client' && l.reason === 'shutdown')).toBe(true)
   }, 20_000)
 })
 
@@ -195,7 +217,8 @@ describe('settings and failures', () => {
 
   test('workers stop by themselves when their supervisor is killed (no worker outlives it)', async () => {
     const orphaned = await startSupervised({ WORKERS: '2', REDIS_URL: redis.url })
-    expect(await waitFor(() => orphaned.logs.filter((l) => l.msg === 'api-gateway listening').length === 2, 15_000)).toBe(true)
+    // As soon as the workers exist, before they have even loaded their settings.
+    expect(await waitFor(() => workerPids(orphaned).size === 2, 15_000)).toBe(true)
     const pids = [...workerPids(orphaned).values()]
     orphaned.child.kill('SIGKILL')
     await orphaned.child.exited

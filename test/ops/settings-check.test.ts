@@ -48,6 +48,8 @@ test('--check with everything reachable: the effective settings (no secrets), ev
     TLS_KEY_FILE: certificate.keyFile,
     PUBLISH_TOKEN: 'never-printed-token',
   })
+  const withSecrets = await run(['--check'], { ...servicesUp, PORT: String(port), REDIS_URL: redis.url.replace('redis://', 'redis://user:never-printed-password@'), AUTH_JWT_SECRET: 'never-printed-secret-of-32-bytes!!' })
+  for (const secret of ['never-printed-password', 'never-printed-secret']) expect(withSecrets.stdout + withSecrets.stderr).not.toContain(secret)
   expect(result.exitCode).toBe(0)
   expect(result.stdout).toContain(`"listen": "https://0.0.0.0:${port}"`)
   for (const what of ['service runner', 'REDIS_URL: answers PING', 'TLS_CERT_FILE / TLS_KEY_FILE', 'AUTH_JWKS_URL: 1 keys']) expect(result.stdout).toContain(what)
