@@ -7,7 +7,8 @@ import { workerIdOf } from './cluster/worker-messages'
 import { ConfigError, helpText, loadConfig } from './config'
 import { createGateway } from './app'
 import { createLogger } from './log'
-import { checkSettings, effectiveSettings } from './ops/settings-check'
+import { answersHealth } from './ops/healthcheck'
+import { checkReport } from './ops/settings-check'
 import { VERSION } from './version'
 
 const args = process.argv.slice(2)
@@ -38,27 +39,12 @@ function orExitOnConfigError<T>(make: () => T): T {
 
 const config = orExitOnConfigError(() => loadConfig(process.env))
 
-if (args[0] === '--check') await checkAndExit()
-if (args[0] === '--healthcheck') await healthcheckAndExit()
-
-/** `--check`: the settings as the gateway would run with them, and what they reach; exit 1 if anything fails. */
-async function checkAndExit(): Promise<never> {
-  const results = await checkSettings(config)
-  process.stdout.write(`api-gateway ${VERSION} would run with:\n${JSON.stringify(effectiveSettings(config), null, 2)}\n\n`)
-  for (const result of results) process.stdout.write(`${result.ok ? 'ok  ' : 'FAIL'}  ${result.what}: ${result.detail}\n`)
-  const failed = results.filter((result) => !result.ok).length
-  process.stdout.write(failed === 0 ? `\nall ${results.length} checks passed\n` : `\n${failed} of ${results.length} checks failed\n`)
-  process.exit(failed === 0 ? 0 : 1)
+if (args[0] === '--check') {
+  const report = await checkReport(config, VERSION)
+  process.stdout.write(report.text)
+  process.exit(report.ok ? 0 : 1)
 }
-
-/** `--healthcheck`: exit 0 when this host's gateway answers `/health` (Docker's HEALTHCHECK needs no curl). */
-async function healthcheckAndExit(): Promise<never> {
-  const scheme = config.tls === null ? 'http' : 'https'
-  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host
-  // Its own certificate names the public host, not the loopback address it is asked on here.
-  const response = await fetch(`${scheme}://${host.includes(':') ? `[${host}]` : host}:${config.port}/health`, { signal: AbortSignal.timeout(3_000), tls: { rejectUnauthorized: false } }).catch(() => undefined)
-  process.exit(response?.status === 200 ? 0 : 1)
-}
+if (args[0] === '--healthcheck') process.exit((await answersHealth(config)) ? 0 : 1)
 
 const workerId = workerIdOf(process.env)
 const logger = createLogger(config.logLevel, undefined, workerId)

@@ -33,6 +33,24 @@ export async function checkSettings(config: Config): Promise<CheckResult[]> {
   return Promise.all(checks)
 }
 
+/**
+ * The `--check` report: the effective settings, one line per check, and the verdict.
+ * @returns the text, and whether every check passed.
+ */
+export async function checkReport(config: Config, version: string): Promise<{ text: string; ok: boolean }> {
+  const results = await checkSettings(config)
+  const failed = results.filter((result) => !result.ok).length
+  const lines = [
+    `api-gateway ${version} would run with:`,
+    JSON.stringify(effectiveSettings(config), null, 2),
+    '',
+    ...results.map((result) => `${result.ok ? 'ok  ' : 'FAIL'}  ${result.what}: ${result.detail}`),
+    '',
+    failed === 0 ? `all ${results.length} checks passed` : `${failed} of ${results.length} checks failed`,
+  ]
+  return { text: `${lines.join('\n')}\n`, ok: failed === 0 }
+}
+
 /** What the gateway would run with, secrets left out: one object for the `--check` report. */
 export function effectiveSettings(config: Config): Record<string, unknown> {
   return {
