@@ -88,11 +88,6 @@ export class Supervisor {
     clearTimeout(grace)
   }
 
-  /** The process ids of the running workers, by worker id (tests and operators). */
-  get pids(): Record<number, number | undefined> {
-    return Object.fromEntries(this.slots.map((slot) => [slot.id, slot.child?.pid]))
-  }
-
   private spawn(slot: Slot): void {
     slot.restartTimer = undefined
     slot.startedAt = performance.now()

@@ -177,7 +177,7 @@ export class Metrics {
   }
 
   /** The text exposition for `GET /metrics` (of this process alone). */
-  async exposition(headers: Record<string, string> = {}): Promise<Response> {
-    return new Response(await this.registry.metrics(), { headers: { 'content-type': this.registry.contentType, ...headers } })
+  async exposition(): Promise<Response> {
+    return new Response(await this.registry.metrics(), { headers: { 'content-type': this.registry.contentType } })
   }
 }
