@@ -5,9 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Server } from 'bun'
-import { createHash } from 'node:crypto'
 import net from 'node:net'
 import { closedPort } from '../helpers/backend'
+import { type FaultyBackend, startRawWebSocketBackend } from '../helpers/faulty-backends'
 import { type RunningGateway, startGateway } from '../helpers/gateway'
 import { TEST_SECRET, hs256Token } from '../helpers/tokens'
 import { waitFor } from '../helpers/wait'
@@ -21,9 +21,8 @@ let backend: Server<{ path: string }>
 const seen: Seen[] = []
 /** Close codes the backend saw, by path. */
 const backendCloses: { path: string; code: number; reason: string }[] = []
-/** A raw backend that accepts every upgrade without choosing a subprotocol (Bun would echo the first). */
-let chooser: net.Server
-let chooserPort = 0
+/** Accepts every upgrade without choosing a subprotocol. */
+let chooser: FaultyBackend
 let gw: RunningGateway
 
 beforeAll(async () => {
@@ -63,22 +62,13 @@ beforeAll(async () => {
     },
   })
   gw = await startGateway({ WS_URL: `http://127.0.0.1:${backend.port}`, RATE_LIMIT: '0' })
-  chooser = net.createServer((socket) => {
-    socket.on('error', () => {})
-    socket.once('data', (chunk) => {
-      const key = /sec-websocket-key: (\S+)/i.exec(chunk.toString('latin1'))?.[1] ?? ''
-      const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
-    })
-  })
-  await new Promise<void>((resolve) => chooser.listen(0, '127.0.0.1', resolve))
-  chooserPort = (chooser.address() as net.AddressInfo).port
+  chooser = await startRawWebSocketBackend()
 })
 
 afterAll(async () => {
   await gw.stop()
   backend.stop(true)
-  chooser.close()
+  chooser.stop()
 })
 
 const wsUrl = (base: string, path: string) => `${base.replace('http', 'ws')}/api/v1/ws${path}`
@@ -152,7 +142,7 @@ describe('relaying', () => {
   })
 
   test('a backend that chooses none of the offered subprotocols gives 502 and no upgrade', async () => {
-    const picky = await startGateway({ WS_URL: `http://127.0.0.1:${chooserPort}`, RATE_LIMIT: '0' })
+    const picky = await startGateway({ WS_URL: chooser.url, RATE_LIMIT: '0' })
     try {
       const raw = await rawUpgrade(picky.url, '/any', { 'Sec-WebSocket-Protocol': 'chat.v1' })
       expect(raw.status).toBe(502)
@@ -254,17 +244,8 @@ describe('sessions end well', () => {
   })
 
   test('an upgrade still waiting for its backend when shutdown begins is refused (503), and shutdown does not wait for it', async () => {
-    // A backend that takes 300 ms to accept.
-    const slow = net.createServer((socket) => {
-      socket.on('error', () => {})
-      socket.once('data', (chunk) => {
-        const key = /sec-websocket-key: (\S+)/i.exec(chunk.toString('latin1'))?.[1] ?? ''
-        const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
-        setTimeout(() => socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`), 300)
-      })
-    })
-    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve))
-    const local = await startGateway({ WS_URL: `http://127.0.0.1:${(slow.address() as net.AddressInfo).port}`, RATE_LIMIT: '0' })
+    const slow = await startRawWebSocketBackend({ acceptAfterMs: 300 })
+    const local = await startGateway({ WS_URL: slow.url, RATE_LIMIT: '0' })
     try {
       const upgrading = rawUpgrade(local.url, '/late')
       await Bun.sleep(100)
@@ -275,24 +256,15 @@ describe('sessions end well', () => {
       await drained
       expect(performance.now() - started).toBeLessThan(2_000)
     } finally {
-      slow.close()
+      slow.stop()
     }
   })
 
   test('a backend that never answers the close handshake has its socket cut after 5 s', async () => {
     let backendSocketClosed = false
-    const deaf = net.createServer((socket) => {
-      socket.on('error', () => {})
-      socket.on('close', () => (backendSocketClosed = true))
-      socket.once('data', (chunk) => {
-        const key = /sec-websocket-key: (\S+)/i.exec(chunk.toString('latin1'))?.[1] ?? ''
-        const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
-        socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
-        // From now on it reads and ignores everything, the close frame included.
-      })
-    })
-    await new Promise<void>((resolve) => deaf.listen(0, '127.0.0.1', resolve))
-    const local = await startGateway({ WS_URL: `http://127.0.0.1:${(deaf.address() as net.AddressInfo).port}`, RATE_LIMIT: '0' })
+    // Reads and ignores everything after the upgrade, the close frame included.
+    const deaf = await startRawWebSocketBackend({ afterAccept: (socket) => socket.on('close', () => (backendSocketClosed = true)) })
+    const local = await startGateway({ WS_URL: deaf.url, RATE_LIMIT: '0' })
     try {
       const socket = await connect(wsUrl(local.url, '/deaf'))
       socket.close(1000, 'bye')
@@ -301,7 +273,7 @@ describe('sessions end well', () => {
       expect(await waitFor(() => backendSocketClosed, 7_000)).toBe(true)
     } finally {
       await local.stop()
-      deaf.close()
+      deaf.stop()
     }
   }, 15_000)
 
@@ -384,23 +356,14 @@ describe('instances', () => {
 
   test('a backend that vanishes without a close closes the client with 1011', async () => {
     // Accepts the upgrade, then its socket dies: no close frame.
-    const doomed = net.createServer((socket) => {
-      socket.on('error', () => {})
-      socket.once('data', (chunk) => {
-        const key = /sec-websocket-key: (\S+)/i.exec(chunk.toString('latin1'))?.[1] ?? ''
-        const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
-        socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
-        setTimeout(() => socket.destroy(), 100)
-      })
-    })
-    await new Promise<void>((resolve) => doomed.listen(0, '127.0.0.1', resolve))
-    const local = await startGateway({ WS_URL: `http://127.0.0.1:${(doomed.address() as net.AddressInfo).port}`, RATE_LIMIT: '0' })
+    const doomed = await startRawWebSocketBackend({ afterAccept: (socket) => setTimeout(() => socket.destroy(), 100) })
+    const local = await startGateway({ WS_URL: doomed.url, RATE_LIMIT: '0' })
     try {
       const socket = await connect(wsUrl(local.url, '/any'))
       expect((await closed(socket)).code).toBe(1011)
     } finally {
       await local.stop()
-      doomed.close()
+      doomed.stop()
     }
   })
 })
