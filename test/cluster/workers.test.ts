@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Subprocess } from 'bun'
 import { type MockBackend, closedPort, startBackend } from '../helpers/backend'
 import type { LogLine } from '../helpers/gateway'
+import { collectLines } from '../helpers/gateway-process'
 import { type TestRedis, startRedis } from '../helpers/redis'
 import { openStream, publish } from '../helpers/sse-client'
 import { waitFor } from '../helpers/wait'
@@ -31,21 +32,10 @@ async function startSupervised(env: Record<string, string>): Promise<Supervised>
   })
   const logs: LogLine[] = []
   let stderr = ''
+  void collectLines(child.stdout, logs)
   void (async () => {
-    let buffer = ''
-    for await (const chunk of child.stdout) {
-      buffer += new TextDecoder().decode(chunk)
-      let end: number
-      while ((end = buffer.indexOf('\n')) !== -1) {
-        try {
-          logs.push(JSON.parse(buffer.slice(0, end)))
-        } catch {}
-        buffer = buffer.slice(end + 1)
-      }
-    }
-  })()
-  void (async () => {
-    for await (const chunk of child.stderr) stderr += new TextDecoder().decode(chunk)
+    const decoder = new TextDecoder()
+    for await (const chunk of child.stderr) stderr += decoder.decode(chunk, { stream: true })
   })()
   return { url: `http://127.0.0.1:${port}`, child, logs, stderr: () => stderr }
 }

@@ -61,7 +61,8 @@ export async function startGatewayProcess(env: Record<string, string>, { waitFor
   }
 }
 
-async function collectLines(stdout: ReadableStream<Uint8Array>, logs: LogLine[]): Promise<void> {
+/** Parses every JSON line of a gateway's stdout into `logs`, as they come (other lines are skipped). */
+export async function collectLines(stdout: ReadableStream<Uint8Array>, logs: LogLine[]): Promise<void> {
   const decoder = new TextDecoder()
   let buffer = ''
   for await (const chunk of stdout) {
