@@ -12,6 +12,7 @@ import { type AuthRound, runAuthScenarios } from './auth-scenarios'
 import { type EventRound, type LimiterRound, runClusterScenarios } from './cluster-scenarios'
 import { type InstancesRound, type WebSocketRound, runUpstreamScenarios } from './upstream-scenarios'
 import { type WorkersRound, runWorkersScenarios } from './workers-scenarios'
+import type { WrkResult } from './wrk'
 import { type LadderResult, runLadder } from './ladder-scenarios'
 import { type RoundResult, runProxyScenarios } from './proxy-scenarios'
 import { type SseResult, runSseScenario } from './sse-scenarios'
@@ -260,41 +261,47 @@ function printClusterTables({ events, limiter }: { events: EventRound[]; limiter
     )
   }
   const local = limiter.filter((l) => l.limiter === 'local')
-  log('\n| rate limiter | req/s (median) | × local | p50 ms | p99 ms | p99 × local | errors |')
+  printWrkRatioTable(
+    'rate limiter',
+    'local',
+    (['local', 'redis'] as const).map((kind) => ({ label: kind, rows: limiter.filter((l) => l.limiter === kind), base: local })),
+  )
+}
+
+/**
+ * A Markdown table of wrk rounds, one row per group: median req/s, p50 and p99, and the ratios of
+ * req/s and p99 to the group's baseline rounds (measured in the same run).
+ */
+function printWrkRatioTable(heading: string, baseName: string, groups: { label: string | number; rows: WrkResult[]; base: WrkResult[] }[]): void {
+  const by = (rows: WrkResult[], pick: (row: WrkResult) => number) => median(rows.map(pick))
+  log(`\n| ${heading} | req/s (median) | × ${baseName} | p50 ms | p99 ms | p99 × ${baseName} | errors |`)
   log('|---|---|---|---|---|---|---|')
-  for (const kind of ['local', 'redis'] as const) {
-    const rows = limiter.filter((l) => l.limiter === kind)
+  for (const { label, rows, base } of groups) {
     log(
-      `| ${kind} | ${Math.round(by(rows, (r) => r.requestsPerSecond))} | ${(by(rows, (r) => r.requestsPerSecond) / by(local, (r) => r.requestsPerSecond)).toFixed(2)} | ${by(rows, (r) => r.p50Ms).toFixed(2)} | ${by(rows, (r) => r.p99Ms).toFixed(2)} | ${(by(rows, (r) => r.p99Ms) / by(local, (r) => r.p99Ms)).toFixed(2)} | ${rows.reduce((s, r) => s + r.errors, 0)} |`,
+      `| ${label} | ${Math.round(by(rows, (r) => r.requestsPerSecond))} | ${(by(rows, (r) => r.requestsPerSecond) / by(base, (r) => r.requestsPerSecond)).toFixed(2)} | ${by(rows, (r) => r.p50Ms).toFixed(2)} | ${by(rows, (r) => r.p99Ms).toFixed(2)} | ${(by(rows, (r) => r.p99Ms) / by(base, (r) => r.p99Ms)).toFixed(2)} | ${rows.reduce((s, r) => s + r.errors, 0)} |`,
     )
   }
 }
 
 function printAuthTable(rounds: AuthRound[]): void {
-  const by = (rows: AuthRound[], pick: (row: AuthRound) => number) => median(rows.map(pick))
-  log('\n| authentication | req/s (median) | × off | p50 ms | p99 ms | p99 × off | errors |')
-  log('|---|---|---|---|---|---|---|')
-  for (const scenario of ['off', 'hs256', 'rs256', 'off-distinct', 'hs256-distinct', 'rs256-distinct'] as const) {
-    const rows = rounds.filter((r) => r.scenario === scenario)
+  const scenarios = ['off', 'hs256', 'rs256', 'off-distinct', 'hs256-distinct', 'rs256-distinct'] as const
+  const of = (scenario: string) => rounds.filter((r) => r.scenario === scenario)
+  printWrkRatioTable(
+    'authentication',
+    'off',
     // Distinct tokens come from a wrk script: their baseline is authentication off with the same script.
-    const off = rounds.filter((r) => r.scenario === (scenario.endsWith('-distinct') ? 'off-distinct' : 'off'))
-    log(
-      `| ${scenario} | ${Math.round(by(rows, (r) => r.requestsPerSecond))} | ${(by(rows, (r) => r.requestsPerSecond) / by(off, (r) => r.requestsPerSecond)).toFixed(2)} | ${by(rows, (r) => r.p50Ms).toFixed(2)} | ${by(rows, (r) => r.p99Ms).toFixed(2)} | ${(by(rows, (r) => r.p99Ms) / by(off, (r) => r.p99Ms)).toFixed(2)} | ${rows.reduce((s, r) => s + r.errors, 0)} |`,
-    )
-  }
+    scenarios.map((scenario) => ({ label: scenario, rows: of(scenario), base: of(scenario.endsWith('-distinct') ? 'off-distinct' : 'off') })),
+  )
 }
 
 function printUpstreamTables({ instances, websocket }: { instances: InstancesRound[]; websocket: WebSocketRound[] }): void {
   const by = <T,>(rows: T[], pick: (row: T) => number) => median(rows.map(pick))
   const one = instances.filter((r) => r.scenario === '1 instance')
-  log('\n| service | req/s (median) | × 1 instance | p50 ms | p99 ms | p99 × 1 instance | errors |')
-  log('|---|---|---|---|---|---|---|')
-  for (const scenario of ['1 instance', '2 instances'] as const) {
-    const rows = instances.filter((r) => r.scenario === scenario)
-    log(
-      `| ${scenario} | ${Math.round(by(rows, (r) => r.requestsPerSecond))} | ${(by(rows, (r) => r.requestsPerSecond) / by(one, (r) => r.requestsPerSecond)).toFixed(2)} | ${by(rows, (r) => r.p50Ms).toFixed(2)} | ${by(rows, (r) => r.p99Ms).toFixed(2)} | ${(by(rows, (r) => r.p99Ms) / by(one, (r) => r.p99Ms)).toFixed(2)} | ${rows.reduce((s, r) => s + r.errors, 0)} |`,
-    )
-  }
+  printWrkRatioTable(
+    'service',
+    '1 instance',
+    (['1 instance', '2 instances'] as const).map((scenario) => ({ label: scenario, rows: instances.filter((r) => r.scenario === scenario), base: one })),
+  )
   const direct = websocket.filter((r) => r.scenario === 'direct')
   const relay = websocket.filter((r) => r.scenario === 'bare-relay')
   log('\n| WebSocket echo | messages/s (median) | × direct | × bare relay | p50 ms | p99 ms | p99 × direct | p99 × bare relay | errors |')
@@ -310,16 +317,9 @@ function printUpstreamTables({ instances, websocket }: { instances: InstancesRou
 }
 
 function printWorkersTable(rounds: WorkersRound[]): void {
-  const by = (rows: WorkersRound[], pick: (row: WorkersRound) => number) => median(rows.map(pick))
   const one = rounds.filter((r) => r.workers === 1)
-  log('\n| WORKERS | req/s (median) | × 1 | p50 ms | p99 ms | p99 × 1 | errors |')
-  log('|---|---|---|---|---|---|---|')
-  for (const count of [...new Set(rounds.map((r) => r.workers))]) {
-    const rows = rounds.filter((r) => r.workers === count)
-    log(
-      `| ${count} | ${Math.round(by(rows, (r) => r.requestsPerSecond))} | ${(by(rows, (r) => r.requestsPerSecond) / by(one, (r) => r.requestsPerSecond)).toFixed(2)} | ${by(rows, (r) => r.p50Ms).toFixed(2)} | ${by(rows, (r) => r.p99Ms).toFixed(2)} | ${(by(rows, (r) => r.p99Ms) / by(one, (r) => r.p99Ms)).toFixed(2)} | ${rows.reduce((s, r) => s + r.errors, 0)} |`,
-    )
-  }
+  const counts = [...new Set(rounds.map((r) => r.workers))]
+  printWrkRatioTable('WORKERS', '1', counts.map((count) => ({ label: count, rows: rounds.filter((r) => r.workers === count), base: one })))
 }
 
 function cpuModel(): string {
