@@ -122,14 +122,48 @@ export class Upstream {
 
   /**
    * Sends the request and resolves with the backend's response, its body still streaming.
+   * Not an `async` function: a single instance's call adds no promise of its own to the exchange.
    * @example await upstreams.get('hitl')!.call({ method: 'POST', target: '/responses', headers, body, declaredLength: null })
    * @throws UpstreamFailure with the kind of failure (`ejected` while no instance may be used).
    */
-  async call(request: UpstreamRequest): Promise<Response> {
+  call(request: UpstreamRequest): Promise<Response> {
+    return this.balanced ? this.callBalanced(request) : this.callOnly(request)
+  }
+
+  /**
+   * A service of one instance: one attempt, nothing to balance or retry on, and no promise or
+   * closure beyond the exchange's own (the generic attempt loop cost about 2% of the proxy's
+   * throughput here, BENCHMARKS.md). Passive health judges it as any attempt.
+   */
+  private callOnly(request: UpstreamRequest): Promise<Response> {
+    const { health } = this.shared
+    const only = this.instances[0]!
+    const now = performance.now()
+    const admitted = health.admit(only, now)
+    if (admitted === 'no') return Promise.reject(this.unavailable(now))
+    const probe = admitted === 'probe'
+    if (request.record !== undefined) {
+      request.record.attempts = 1
+      request.record.instance = only.target
+    }
+    return this.send(only, request, request.body).then(
+      (response) => {
+        health.answered(only, response.status, probe)
+        return response
+      },
+      (failure: UpstreamFailure) => {
+        this.judge(only, probe, failure.kind)
+        throw failure
+      },
+    )
+  }
+
+  /** Several instances: balanced, counted in flight until the body ends, and retried where SPEC allows. */
+  private async callBalanced(request: UpstreamRequest): Promise<Response> {
     const { health } = this.shared
     let body: OutgoingBody = request.body
     // Sending again needs the body again: a small declared one is read first; a streamed one is never retried.
-    const mayRetry = this.balanced && this.shared.retries > 0
+    const mayRetry = this.shared.retries > 0
     if (mayRetry && body instanceof ReadableStream && request.declaredLength !== null && request.declaredLength <= REPLAYABLE_BODY_BYTES) {
       try {
         body = await new Response(body).arrayBuffer()
@@ -142,7 +176,7 @@ export class Upstream {
     return this.attempts(request.record, retried, async (instance, probe) => {
       const response = await this.send(instance, request, body)
       health.answered(instance, response.status, probe)
-      return this.balanced ? this.countedUntilEnd(instance, response, request.client) : (instance.inFlight--, response)
+      return this.countedUntilEnd(instance, response, request.client)
     })
   }
 
