@@ -1,7 +1,7 @@
 /**
- * Environment → typed, validated `Config`. This is the only module that reads `process.env`;
- * everything else receives a `Config`. One table, `SETTINGS`, drives parsing, defaults and
- * `--help` (README, "Configuration").
+ * Environment → typed, validated `Config`. `loadConfig` reads only the environment it is given
+ * (`main.ts` hands it `process.env`); everything else receives a `Config`. One table,
+ * `SETTINGS`, drives parsing, defaults and `--help` (README, "Configuration").
  */
 import { availableParallelism } from 'node:os'
 import { TrustedProxies } from './http/client-ip'
@@ -36,6 +36,8 @@ export interface EventsConfig {
   /** Empty: only loopback peers may publish. */
   publishToken: string
   hitlResponsePath: string
+  /** Open streams one client id may hold on this process. */
+  maxStreamsPerClient: number
 }
 
 /** Authentication (README, "Authentication"): exactly one of `jwtSecret` and `jwksUrl` is set. */
@@ -75,6 +77,8 @@ export interface Config {
   /** Consecutive failures that eject an instance; 0 disables ejection. */
   circuitFailures: number
   circuitCooldownMs: number
+  /** Backend response statuses that count as failures of the instance; empty: only what the gateway sees itself. */
+  circuitStatuses: ReadonlySet<number>
   maxBodyBytes: number
   events: EventsConfig
   /** `'*'` for any origin, else the exact origins allowed. */
@@ -116,12 +120,31 @@ function invalid(variable: string, value: string, allowed: string): ConfigError 
   return new ConfigError(`invalid ${variable}=${JSON.stringify(withoutCredentials(value))}: expected ${allowed}`)
 }
 
+/** Where a URL's user and password begin: right after its scheme. */
+const SCHEME = /[A-Za-z][A-Za-z0-9+.-]*:\/\//g
+
 /**
- * A URL's `user:password@` may hold a secret (`REDIS_URL`): it is never echoed.
- * @example withoutCredentials('redis://u:pw@h:6379') // 'redis://***@h:6379'
+ * A setting's value (or any text holding URLs) as it may be printed: the `user:password@` of
+ * every URL in it masked. Each URL's credentials are masked up to the last `@` before the next
+ * URL, since a password may hold `/`, `,` or `@`; text with an `@` but no scheme
+ * (`admin:pw@host`) is masked the same way. Over-masking a path with an `@` is the price.
+ * @example withoutCredentials('redis://:pa/ss@h:6379') // 'redis://***@h:6379'
+ * @example withoutCredentials('http://a:8080,http://admin:s3cret@b:8080') // 'http://a:8080,http://***@b:8080'
  */
-function withoutCredentials(value: string): string {
-  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@')
+export function withoutCredentials(value: string): string {
+  if (!value.includes('@')) return value
+  let masked = ''
+  let cursor = 0
+  for (const scheme of value.matchAll(SCHEME)) {
+    masked += maskedUserinfo(value.slice(cursor, scheme.index)) + scheme[0]
+    cursor = scheme.index + scheme[0].length
+  }
+  return masked + maskedUserinfo(value.slice(cursor))
+}
+
+function maskedUserinfo(part: string): string {
+  const at = part.lastIndexOf('@')
+  return at === -1 ? part : `***${part.slice(at)}`
 }
 
 /** A whole number in `[min, max]`. */
@@ -217,6 +240,13 @@ const tokenName = (value: string, variable: string): string => {
   return value
 }
 
+/** HTTP statuses (RFC 9110 §15: 100–599), a comma list; empty: none. */
+const statusList = (value: string, variable: string): ReadonlySet<number> => {
+  const entries = value.split(',').map((entry) => entry.trim()).filter(Boolean)
+  if (entries.some((entry) => !/^[1-5]\d\d$/.test(entry))) throw invalid(variable, value, 'a comma list of HTTP statuses from 100 to 599, like 502,503,504')
+  return new Set(entries.map(Number))
+}
+
 /** A whole number ≥ 1, or `auto`: one per CPU the process may use. */
 const workerCount = (value: string, variable: string): number => {
   if (value.trim().toLowerCase() === 'auto') return availableParallelism()
@@ -256,6 +286,8 @@ export const SETTINGS = {
   upstreamRetries: setting('UPSTREAM_RETRIES', '1', 'extra attempts, on another instance, for a request that reached no backend', integer(0, 10)),
   circuitFailures: setting('CIRCUIT_FAILURES', '5', 'consecutive failures that eject an instance; 0 disables ejection', integer(0)),
   circuitCooldownMs: setting('CIRCUIT_COOLDOWN_MS', '10000', 'how long an ejected instance rests before one probe request', integer(1)),
+  circuitStatuses: setting('CIRCUIT_STATUSES', '', "backend response statuses that count as instance failures, e.g. 502,503,504; empty: only failures the gateway sees itself", statusList),
+  maxStreamsPerClient: setting('SSE_MAX_STREAMS_PER_CLIENT', '32', 'open event streams per client_id on this process; one more gets 429', integer(1)),
 } as const
 
 type SettingValues = { [K in keyof typeof SETTINGS]: ReturnType<(typeof SETTINGS)[K]['parse']> }
@@ -298,6 +330,7 @@ export function loadConfig(env: Env): Config {
     upstreamRetries: values.upstreamRetries,
     circuitFailures: values.circuitFailures,
     circuitCooldownMs: values.circuitCooldownMs,
+    circuitStatuses: values.circuitStatuses,
     maxBodyBytes: values.maxBodyBytes,
     events: {
       heartbeatMs: values.heartbeatMs,
@@ -307,6 +340,7 @@ export function loadConfig(env: Env): Config {
       questionTtlMs: values.questionTtlMs,
       publishToken: values.publishToken,
       hitlResponsePath: values.hitlResponsePath,
+      maxStreamsPerClient: values.maxStreamsPerClient,
     },
     corsOrigins: values.corsOrigins,
     redisUrl: values.redisUrl,
@@ -365,7 +399,7 @@ export function helpText(version: string): string {
   return [
     `api-gateway ${version}: reverse proxy, Server-Sent Events, human-in-the-loop and rate limiting`,
     '',
-    'Usage: api-gateway [--help | --version]   (configured through environment variables)',
+    'Usage: api-gateway [--check | --healthcheck | --help | --version]   (configured through environment variables)',
     '',
     'Settings:',
     ...rows.map(([name, meaning]) => `  ${name.padEnd(width)}  ${meaning}`),
@@ -391,7 +425,7 @@ export function discoverServices(env: Env): Map<string, ServiceTarget> {
     // Other tools' *_URL variables (DATABASE_URL=postgres://...) are not services; a built-in's variable must be a URL.
     if (!/^https?:\/\//i.test(value.trim()) && !isBuiltIn) continue
     if (RESERVED_SERVICE_NAMES.has(name)) {
-      throw new ConfigError(`invalid ${variable}=${JSON.stringify(value)}: the service name "${name}" is reserved by the gateway`)
+      throw new ConfigError(`invalid ${variable}=${JSON.stringify(withoutCredentials(value))}: the service name "${name}" is reserved by the gateway`)
     }
     services.set(name, serviceTarget(name, value, variable))
   }
@@ -413,10 +447,10 @@ function instanceTarget(entry: string, value: string, variable: string): Instanc
   try {
     url = new URL(entry)
   } catch {
-    throw invalid(variable, value, `${allowed}; ${JSON.stringify(entry)} is not one`)
+    throw invalid(variable, value, `${allowed}; ${JSON.stringify(withoutCredentials(entry))} is not one`)
   }
   if (!/^https?:$/.test(url.protocol) || !url.hostname || url.search || url.hash || url.username || url.password) {
-    throw invalid(variable, value, `${allowed}; ${JSON.stringify(entry)} is not one`)
+    throw invalid(variable, value, `${allowed}; ${JSON.stringify(withoutCredentials(entry))} is not one`)
   }
   return { url: entry, origin: url.origin, basePath: url.pathname.replace(/\/+$/, '') }
 }

@@ -113,3 +113,64 @@ describe('the compiled binary with authentication and TLS', () => {
     }
   }, 30_000)
 })
+
+describe("the compiled binary never prints a URL's credentials", () => {
+  const SECRET = 's3cret'
+  const run = (env: Record<string, string>, args: string[] = []) => {
+    const result = Bun.spawnSync([BINARY, ...args], { env: { PATH: process.env.PATH!, HOST: '127.0.0.1', ...env }, timeout: 15_000 })
+    return { exitCode: result.exitCode, output: result.stdout.toString() + result.stderr.toString() }
+  }
+
+  const badSettings: [string, string][] = [
+    ['ORCHESTRATOR_URL', `http://admin:${SECRET}@127.0.0.1:8080`],
+    ['RUNNER_URL', `http://127.0.0.1:1,http://admin:${SECRET}@127.0.0.1:2/x?y=1`],
+    ['RUNNER_URL', `http://127.0.0.1:1,ftp://admin:${SECRET}@127.0.0.1:2`],
+    ['PARSER_URL', `admin:${SECRET}@127.0.0.1:8084`],
+    ['EVENTS_URL', `http://admin:${SECRET}@127.0.0.1:9000`],
+    ['REDIS_URL', `redis://:s3/${SECRET}@127.0.0.1:6379/x`],
+    ['REDIS_URL', `redis://user:s3,${SECRET}@127.0.0.1:6379/db`],
+    ['AUTH_JWKS_URL', `ftp://user:${SECRET}@127.0.0.1/jwks`],
+  ]
+  for (const [variable, value] of badSettings) {
+    test(`${variable}=${value.replace(SECRET, '<secret>')}: exit 1, one line, the password masked`, () => {
+      const { exitCode, output } = run({ [variable]: value })
+      expect(exitCode).toBe(1)
+      expect(output.trim().split('\n')).toHaveLength(1)
+      expect(output).toContain(variable)
+      expect(output).toContain('***@')
+      expect(output).not.toContain(SECRET)
+    })
+  }
+
+  test('--check with a Redis and a JWKS URL that carry passwords masks them, reachable or not', async () => {
+    const closed = await closedPort()
+    const { exitCode, output } = run({ REDIS_URL: `redis://user:${SECRET}@127.0.0.1:${closed}/0`, AUTH_JWKS_URL: `http://user:${SECRET}@127.0.0.1:${closed}/jwks` }, ['--check'])
+    expect(exitCode).toBe(1)
+    expect(output).toContain('REDIS_URL')
+    expect(output).not.toContain(SECRET)
+  })
+
+  test("a JWKS that cannot be fetched is logged without the URL's password", async () => {
+    const port = await closedPort()
+    const child = Bun.spawn([BINARY], {
+      env: { PATH: process.env.PATH!, HOST: '127.0.0.1', PORT: String(port), AUTH_JWKS_URL: `http://user:${SECRET}@127.0.0.1:${await closedPort()}/jwks` },
+      stdin: 'ignore',
+      stdout: 'pipe',
+      stderr: 'pipe',
+    })
+    try {
+      const reader = child.stdout.getReader()
+      const decoder = new TextDecoder()
+      let output = ''
+      while (!output.includes('JWKS cannot be fetched')) {
+        const { done, value } = await reader.read()
+        if (done) break
+        output += decoder.decode(value)
+      }
+      expect(output).toContain('JWKS cannot be fetched')
+      expect(output).not.toContain(SECRET)
+    } finally {
+      child.kill('SIGKILL')
+    }
+  }, 20_000)
+})

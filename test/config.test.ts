@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { ConfigError, SETTINGS, loadConfig } from '../src/config'
+import { ConfigError, SETTINGS, loadConfig, withoutCredentials } from '../src/config'
 
 const ROOT = new URL('..', import.meta.url).pathname
 
@@ -27,10 +27,17 @@ describe('configuration defaults', () => {
       questionTtlMs: 86_400_000,
       publishToken: '',
       hitlResponsePath: '/responses',
+      maxStreamsPerClient: 32,
     })
     expect(config.corsOrigins).toBe('*')
     expect(config.redisKeyPrefix).toBe('gw:')
     expect(config.trustProxy.isEmpty).toBe(true)
+    // Only what the gateway sees itself ejects an instance, unless statuses are listed.
+    expect([...config.circuitStatuses]).toEqual([])
+  })
+
+  test('CIRCUIT_STATUSES is a comma list of statuses', () => {
+    expect([...loadConfig({ CIRCUIT_STATUSES: '502, 503,504' }).circuitStatuses]).toEqual([502, 503, 504])
   })
 
   test('the built-in services exist with their default URLs', () => {
@@ -113,6 +120,10 @@ describe('bad settings stop the start', () => {
     ['RUNNER_URL', 'http://a:1,'],
     ['RUNNER_URL', 'http://a:1,ftp://b:2'],
     ['RUNNER_URL', 'http://a:1,http://a:1/'],
+    ['CIRCUIT_STATUSES', '503,abc'],
+    ['CIRCUIT_STATUSES', '99'],
+    ['CIRCUIT_STATUSES', '600'],
+    ['SSE_MAX_STREAMS_PER_CLIENT', '0'],
   ]
   for (const [name, value] of cases) {
     test(`${name}=${value} is refused with a message naming the variable`, () => {
@@ -174,6 +185,19 @@ describe('bad settings stop the start', () => {
     }
   })
 
+  test("withoutCredentials masks every URL's user and password, whatever the password holds", () => {
+    const cases: [string, string][] = [
+      ['redis://u:pw@h:6379/0', 'redis://***@h:6379/0'],
+      ['redis://:pa/ss@h:6379', 'redis://***@h:6379'],
+      ['redis://u:p@ss@h', 'redis://***@h'],
+      ['http://a:1,http://admin:s3cret@b:2/x', 'http://a:1,http://***@b:2/x'],
+      ['http://admin:pa,ss@b:2', 'http://***@b:2'],
+      ['admin:s3cret@h:8080', '***@h:8080'],
+      ['http://h:9000/base', 'http://h:9000/base'],
+    ]
+    for (const [value, masked] of cases) expect([value, withoutCredentials(value)]).toEqual([value, masked])
+  })
+
   test('AUTH_JWT_SECRET with AUTH_JWKS_URL stops the start, and the message never shows the secret', () => {
     const run = runMain({ AUTH_JWT_SECRET: 'do-not-print-me', AUTH_JWKS_URL: 'https://id.example.com/jwks.json' })
     expect(run.exitCode).toBe(1)
@@ -212,6 +236,7 @@ describe('command line', () => {
     }
     expect(run.stdout).toContain('<NAME>_URL')
     expect(run.stdout).toContain('(default: 8081)')
+    expect(run.stdout).toContain('Usage: api-gateway [--check | --healthcheck | --help | --version]')
   })
 
   test('--version prints the package version and exits 0', async () => {

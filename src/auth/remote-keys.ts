@@ -12,6 +12,7 @@
  *   provider is down).
  */
 import { type JWTVerifyGetKey, createRemoteJWKSet, customFetch } from 'jose'
+import { withoutCredentials } from '../config'
 import type { Logger } from '../log'
 import type { Metrics } from '../ops/metrics'
 
@@ -95,7 +96,7 @@ export class RemoteKeys {
     this.metrics.jwksFetches.inc({ outcome: 'error' })
     this.lastFailureAt = performance.now()
     if (!this.failing) {
-      this.logger.warn({ jwks_url: this.where, err: (error as Error).message }, 'JWKS cannot be fetched: tokens signed with unknown keys get 401 until it can')
+      this.logger.warn({ jwks_url: this.where, err: withoutCredentials((error as Error).message) }, 'JWKS cannot be fetched: tokens signed with unknown keys get 401 until it can')
     }
     this.failing = true
   }

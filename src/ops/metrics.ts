@@ -41,7 +41,7 @@ export class Metrics {
 
   readonly upstreamErrors = new Counter({
     name: 'gateway_upstream_errors_total',
-    help: 'Failed exchanges with a backend, by service and kind (connect, timeout, reset).',
+    help: 'Failed exchanges with a backend, by service and kind (connect, tls, reset, timeout).',
     labelNames: ['service', 'kind'] as const,
     registers: [this.registry],
   })

@@ -5,7 +5,7 @@
  */
 import { RedisClient } from 'bun'
 import net from 'node:net'
-import { type Config, ConfigError } from '../config'
+import { type Config, ConfigError, withoutCredentials } from '../config'
 import { loadTls } from '../http/tls'
 
 /** How long each probe may take. */
@@ -72,12 +72,6 @@ export function effectiveSettings(config: Config): Record<string, unknown> {
 /** The well-known port of each scheme the gateway's URLs may have. */
 const DEFAULT_PORTS: Readonly<Record<string, number>> = { 'http:': 80, 'https:': 443, 'redis:': 6379, 'rediss:': 6379 }
 
-/** `redis://host:port/db`: the URL without its user and password. */
-function withoutCredentials(url: string): string {
-  const parsed = new URL(url)
-  return `${parsed.protocol}//${parsed.host}${parsed.pathname}`
-}
-
 /** A TCP connection to the URL's host and port can be opened. */
 function reachable(what: string, url: URL): Promise<CheckResult> {
   const port = Number(url.port || DEFAULT_PORTS[url.protocol] || 80)
@@ -102,7 +96,7 @@ async function redisAnswers(url: string): Promise<CheckResult> {
   } catch (error) {
     // Bun says "Connection closed" whether nothing listens or Redis refused the credentials: tell them apart.
     const tcp = await reachable(what, new URL(url))
-    return { what, ok: false, detail: tcp.ok ? `connected, but Redis refused (${(error as Error).message}): check the password or user in REDIS_URL` : tcp.detail }
+    return { what, ok: false, detail: tcp.ok ? `connected, but Redis refused (${withoutCredentials((error as Error).message)}): check the password or user in REDIS_URL` : tcp.detail }
   } finally {
     client.close()
   }
@@ -126,6 +120,6 @@ async function keySetLoads(url: URL): Promise<CheckResult> {
     if (!Array.isArray(keys)) return { what, ok: false, detail: `status ${response.status}, not a JSON Web Key Set` }
     return { what, ok: true, detail: `${keys.length} keys` }
   } catch (error) {
-    return { what, ok: false, detail: `cannot fetch (${(error as Error).message})` }
+    return { what, ok: false, detail: `cannot fetch (${withoutCredentials((error as Error).message)})` }
   }
 }

@@ -4,18 +4,22 @@
  * let through. Its success restores the instance, its failure ejects it again. A service with a
  * single instance is watched the same way, so a dead backend is answered 503 at once instead of
  * making every client wait for its failure.
+ *
+ * A failure is what the gateway sees itself (connect, TLS, reset, timeout). A response counts
+ * only when its status is listed in `CIRCUIT_STATUSES`, none by default, as nginx's
+ * `max_fails` does: otherwise any client could eject a healthy instance for everyone by
+ * requesting, again and again, a path where the backend itself answers 503.
  */
 import type { Logger } from '../log'
 import type { Metrics } from '../ops/metrics'
 import type { Instance } from './instance'
 
-/** RFC 9110 §15.6: what a backend says when it cannot serve, counted as failures of the instance. */
-const FAILING_STATUSES: ReadonlySet<number> = new Set([502, 503, 504])
-
 export interface PassiveHealthSettings {
   /** Consecutive failures that eject; 0 disables ejection. */
   failures: number
   cooldownMs: number
+  /** `CIRCUIT_STATUSES`: response statuses that count as failures. */
+  statuses: ReadonlySet<number>
 }
 
 export class PassiveHealth {
@@ -48,11 +52,11 @@ export class PassiveHealth {
   }
 
   /**
-   * The instance answered: a 502/503/504 counts as a failure, anything else as a success.
+   * The instance answered: a status listed in `CIRCUIT_STATUSES` counts as a failure, anything else as a success.
    * @param probe whether this was the instance's probe.
    */
   answered(instance: Instance, status: number, probe: boolean): void {
-    if (FAILING_STATUSES.has(status)) this.failed(instance, probe)
+    if (this.settings.statuses.has(status)) this.failed(instance, probe)
     else this.succeeded(instance)
   }
 

@@ -206,8 +206,18 @@ describe('passive health', () => {
     }
   })
 
-  test('502/503/504 answers count as failures: a lone instance answering 503 is ejected, then 503 at once with Retry-After, touching no backend', async () => {
-    const gw = await gateway({ X_URL: a.url, CIRCUIT_FAILURES: '3', CIRCUIT_COOLDOWN_MS: '2500' })
+  test("by default a backend's own 503s never eject it: a client hammering a path that answers 503 cannot take the instance out for everyone", async () => {
+    const gw = await gateway({ X_URL: a.url, CIRCUIT_FAILURES: '3', CIRCUIT_COOLDOWN_MS: '60000' })
+    for (let i = 0; i < 20; i++) expect((await fetch(`${gw.url}/api/v1/x/unavailable`)).status).toBe(503)
+    const other = await fetch(`${gw.url}/api/v1/x/ok`)
+    expect(other.status).toBe(200)
+    expect(((await other.json()) as { from: string }).from).toBe('a')
+    expect(gw.logs.filter((l) => l.msg === 'Upstream instance ejected after consecutive failures')).toHaveLength(0)
+    expect(await metric(gw, new RegExp(`^gateway_upstream_healthy\\{service="x",instance="${a.url}"\\} (\\d+)`, 'm'))).toBe(1)
+  })
+
+  test('with CIRCUIT_STATUSES=502,503,504 those answers count as failures: a lone instance answering 503 is ejected, then 503 at once with Retry-After, touching no backend', async () => {
+    const gw = await gateway({ X_URL: a.url, CIRCUIT_FAILURES: '3', CIRCUIT_COOLDOWN_MS: '2500', CIRCUIT_STATUSES: '502, 503,504' })
     for (let i = 0; i < 3; i++) expect((await fetch(`${gw.url}/api/v1/x/unavailable`)).status).toBe(503)
     const before = a.seen.length
     const refused = await fetch(`${gw.url}/api/v1/x/ok`)
