@@ -46,9 +46,18 @@ export class TrustedProxies {
    */
   clientIp(peer: string, forwardedFor: string | null): string {
     const peerAddress = canonicalIp(peer)
-    if (!forwardedFor || !this.contains(peerAddress)) return peerAddress
+    return this.contains(peerAddress) ? this.clientBehind(peerAddress, forwardedFor) : peerAddress
+  }
+
+  /**
+   * The client behind `peer`, a proxy already known to be trusted: the right-most address of
+   * `forwardedFor` that is not itself trusted.
+   * @param peer canonical spelling (`canonicalIp`).
+   */
+  clientBehind(peer: string, forwardedFor: string | null): string {
+    if (!forwardedFor) return peer
     const hops = forwardedFor.split(',')
-    let client = peerAddress
+    let client = peer
     for (let i = hops.length - 1; i >= 0; i--) {
       const hop = hops[i]!.trim()
       // A trusted proxy that forwarded garbage: the last address we could verify is the best we know.

@@ -29,6 +29,8 @@ export class RequestContext implements CallRecord {
   peerIp = ''
   /** After `TRUST_PROXY` resolution. */
   clientIp = ''
+  /** The peer is in `TRUST_PROXY`: its forwarding headers are believed and passed on. */
+  peerTrusted = false
   kind: RouteKind = 'not_found'
   /** Proxy: the service segment as sent (not decoded), and where the rest of the path starts in `url`. */
   serviceName = ''

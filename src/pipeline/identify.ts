@@ -25,7 +25,8 @@ export function identify(request: Request, server: Server<unknown> | undefined, 
   const peer = canonicalIp(server?.requestIP(request)?.address ?? '')
   ctx.peerIp = peer
   // Without TRUST_PROXY, X-Forwarded-For changes nothing: it is not even read.
-  ctx.clientIp = parts.trustProxy.isEmpty ? peer : parts.trustProxy.clientIp(peer, headers.get('x-forwarded-for'))
+  ctx.peerTrusted = !parts.trustProxy.isEmpty && parts.trustProxy.contains(peer)
+  ctx.clientIp = ctx.peerTrusted ? parts.trustProxy.clientBehind(peer, headers.get('x-forwarded-for')) : peer
   classify(ctx)
   if (ctx.isPublish) ctx.hasPublishToken = parts.publisherAuth.presentsToken(request)
   return ctx

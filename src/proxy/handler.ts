@@ -27,7 +27,7 @@ export function proxyRequest(ctx: RequestContext, scheme: 'http' | 'https'): Pro
     method: ctx.method,
     // With authentication on, a token in the query is the gateway's, never the backend's.
     target: principal === undefined ? target : withoutQueryToken(target),
-    headers: prepareUpstreamHeaders(ctx.headers, ctx.peerIp, scheme, ctx.requestId, principal?.subject),
+    headers: prepareUpstreamHeaders(ctx.headers, ctx, scheme),
     body: request.body,
     declaredLength: ctx.declaredLength,
     client: request,

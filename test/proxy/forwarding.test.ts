@@ -124,6 +124,47 @@ describe('headers', () => {
     expect(seen.get('host')).toBe(`127.0.0.1:${backend.port}`)
   })
 
+  /** What a client may claim about itself, its scheme or its path, which Spring, Jetty, Undertow, IIS and Symfony believe. */
+  const FORGED: Record<string, string> = {
+    forwarded: 'for=203.0.113.66;proto=https;host=admin.example',
+    'x-real-ip': '203.0.113.66',
+    'x-forwarded-port': '443',
+    'x-forwarded-prefix': '/admin',
+    'x-original-url': '/admin/delete-everything',
+    'x-rewrite-url': '/admin/delete-everything',
+  }
+
+  test("a client's Forwarded, X-Real-IP, X-Forwarded-Port/-Prefix, X-Original-URL and X-Rewrite-URL never reach the backend; X-Real-IP is the gateway's", async () => {
+    await fetch(`${gw.url}/api/v1/orchestrator/forged`, { headers: FORGED })
+    const seen = last(backend).headers
+    for (const name of Object.keys(FORGED).filter((n) => n !== 'x-real-ip')) expect([name, seen.get(name)]).toEqual([name, null])
+    expect(seen.get('x-real-ip')).toBe('127.0.0.1')
+  })
+
+  test('nor under the spellings with _ that CGI, WSGI and Rack backends read as the same header', async () => {
+    const names = ['X_Real_IP', 'X_Forwarded_Prefix', 'X-Forwarded_Host', 'X_Forwarded_For', 'X_Forwarded_Proto', 'X_Original_URL', 'X_Request_Id', 'X_Auth_Subject']
+    const request = ['GET /api/v1/orchestrator/underscores HTTP/1.1', 'Host: gw', ...names.map((n) => `${n}: forged`), 'X_Custom_Thing: kept', 'Connection: close', '', ''].join('\r\n')
+    expect((await rawRequest(gw.port, request)).status).toBe(200)
+    const seen = last(backend).headers
+    for (const name of names) expect([name, seen.get(name)]).toEqual([name, null])
+    for (const [, value] of seen) expect(value).not.toBe('forged')
+    // Only lookalikes of the gateway's own headers go; other names with _ are the application's.
+    expect(seen.get('x_custom_thing')).toBe('kept')
+  })
+
+  test('from a TRUST_PROXY peer they are that proxy\'s word and pass on; X-Real-IP is the client behind it', async () => {
+    const trusting = await startGateway({ ORCHESTRATOR_URL: backend.url, TRUST_PROXY: '127.0.0.1' })
+    try {
+      await fetch(`${trusting.url}/api/v1/orchestrator/via-proxy`, { headers: { ...FORGED, 'x-forwarded-for': '198.51.100.20' } })
+      const seen = last(backend).headers
+      for (const name of Object.keys(FORGED).filter((n) => n !== 'x-real-ip')) expect([name, seen.get(name)]).toEqual([name, FORGED[name]!])
+      expect(seen.get('x-real-ip')).toBe('198.51.100.20')
+      expect(seen.get('x-forwarded-for')).toBe('198.51.100.20, 127.0.0.1')
+    } finally {
+      await trusting.stop()
+    }
+  })
+
   test('hop-by-hop request headers and the headers Connection names are dropped', async () => {
     const request = [
       'GET /api/v1/orchestrator/hop HTTP/1.1',
