@@ -38,7 +38,7 @@ export class Authenticator {
 
   /**
    * The authenticator of `config`, its keys being fetched in the background; null when authentication is off.
-   * @param cors which other origins a cookie's token is accepted from on unsafe methods.
+   * @param cors which other origins a cookie's token is accepted from on unsafe methods and upgrades.
    * @example const auth = Authenticator.create(config.auth, cors, logger, metrics)
    */
   static create(config: AuthConfig | null, cors: CorsPolicy, logger: Logger, metrics: Metrics): Authenticator | null {
@@ -58,7 +58,7 @@ export class Authenticator {
   authenticate(ctx: RequestContext): void | Promise<void> {
     const presented = presentedToken(ctx, this.config.cookie)
     if (presented.kind === 'missing') throw this.refuse(ctx, 'missing', this.missingMessage, CHALLENGE)
-    if (presented.from === 'cookie') this.refuseCrossSiteWrite(ctx)
+    if (presented.from === 'cookie') this.refuseCrossSite(ctx)
     const verified = this.verifier.verify(presented.token)
     if (!(verified instanceof Promise)) {
       ctx.principal = verified
@@ -89,17 +89,20 @@ export class Authenticator {
   }
 
   /**
-   * A browser sends a cookie with a request any site makes, a plain form POST included (CSRF).
-   * So a cookie's token may change something only from the gateway's own origin or one listed
-   * in `CORS_ORIGINS`. Browsers always send `Origin` on cross-origin writes; a request without
-   * one does not come from another site's page.
+   * A browser sends a cookie with a request any site makes: a plain form POST (CSRF), and a
+   * WebSocket handshake, which no CORS rule guards (cross-site WebSocket hijacking). So a
+   * cookie's token is accepted on an unsafe method or on any upgrade only from the gateway's own
+   * origin or one listed in `CORS_ORIGINS`, never through `*`. Browsers always send `Origin` on
+   * those; a request without one does not come from another site's page.
    * @throws GatewayError 403 `forbidden`.
    */
-  private refuseCrossSiteWrite(ctx: RequestContext): void {
-    if (SAFE_METHODS.has(ctx.method)) return
+  private refuseCrossSite(ctx: RequestContext): void {
+    const upgrade = ctx.headers.has('upgrade')
+    if (SAFE_METHODS.has(ctx.method) && !upgrade) return
     const origin = ctx.headers.get('origin')
-    if (origin === null || origin === ctx.url.slice(0, ctx.pathStart) || this.cors.grantsCredentialsTo(origin)) return
-    throw this.refuse(ctx, 'forbidden', `the ${this.config.cookie} cookie is not accepted on a ${ctx.method} from origin ${origin}: not listed in CORS_ORIGINS`)
+    if (origin === null || isOwnOrigin(ctx, origin) || this.cors.grantsCredentialsTo(origin)) return
+    const what = upgrade ? 'an upgrade' : `a ${ctx.method}`
+    throw this.refuse(ctx, 'forbidden', `the ${this.config.cookie} cookie is not accepted on ${what} from origin ${origin}: not the gateway's own origin, nor listed in CORS_ORIGINS`)
   }
 
   private rejected(ctx: RequestContext, error: unknown): GatewayError {
@@ -112,4 +115,23 @@ export class Authenticator {
     this.metrics.authFailures.inc({ reason })
     return new GatewayError(reason === 'forbidden' ? 'forbidden' : 'unauthorized', message, headers)
   }
+}
+
+/**
+ * Whether `origin` is the gateway's own, as the browser saw it: the scheme and `Host` the
+ * request arrived with, or, behind a `TRUST_PROXY` peer, its `X-Forwarded-Proto` and
+ * `X-Forwarded-Host` (the first of each list: what the outermost proxy was asked).
+ */
+function isOwnOrigin(ctx: RequestContext, origin: string): boolean {
+  const asked = origin.toLowerCase()
+  if (asked === ctx.url.slice(0, ctx.pathStart).toLowerCase()) return true
+  if (!ctx.peerTrusted) return false
+  const proto = ctx.headers.get('x-forwarded-proto')
+  const host = ctx.headers.get('x-forwarded-host')
+  return proto !== null && host !== null && asked === `${firstOfList(proto)}://${firstOfList(host)}`.toLowerCase()
+}
+
+function firstOfList(value: string): string {
+  const comma = value.indexOf(',')
+  return (comma === -1 ? value : value.slice(0, comma)).trim()
 }

@@ -1,6 +1,8 @@
 /**
  * Who may publish (README, "Publish"): with `PUBLISH_TOKEN`, whoever presents it as a bearer
- * token; without one, only loopback clients (backends on the same host).
+ * token; without one, only backends on the same host. That grant is judged on the socket peer
+ * alone: a loopback peer that is a proxy (in `TRUST_PROXY`, or forwarding for someone, as its
+ * `X-Forwarded-For` or `Forwarded` says) speaks for clients anywhere, and gets no grant.
  */
 import { timingSafeEqual } from 'node:crypto'
 import { isLoopback } from '../http/client-ip'
@@ -21,15 +23,18 @@ export class PublisherAuth {
   }
 
   /**
-   * @param hasToken what `presentsToken` said of the request.
-   * @throws GatewayError 401 for a missing or wrong token, 403 for a non-loopback client when no token is configured.
+   * @param request `hasPublishToken`: what `presentsToken` said of the request.
+   * @throws GatewayError 401 for a missing or wrong token, 403 for a publisher not on this host when no token is configured.
    */
-  authorize(hasToken: boolean, clientIp: string): void {
+  authorize(request: { hasPublishToken: boolean; peerIp: string; peerTrusted: boolean; headers: Headers }): void {
     if (this.expected === null) {
-      if (!isLoopback(clientIp)) throw new GatewayError('forbidden', 'publishing is allowed from loopback only (no PUBLISH_TOKEN is configured)')
+      if (!isLoopback(request.peerIp)) throw new GatewayError('forbidden', 'publishing is allowed from loopback only (no PUBLISH_TOKEN is configured)')
+      if (request.peerTrusted || request.headers.has('x-forwarded-for') || request.headers.has('forwarded')) {
+        throw new GatewayError('forbidden', 'publishing through a proxy needs PUBLISH_TOKEN: the loopback grant is for backends on this host only')
+      }
       return
     }
-    if (!hasToken) {
+    if (!request.hasPublishToken) {
       throw new GatewayError('unauthorized', 'publishing needs Authorization: Bearer <PUBLISH_TOKEN>', { 'www-authenticate': 'Bearer' })
     }
   }

@@ -15,7 +15,7 @@ import type { RequestContext } from './context'
 export function authenticate(ctx: RequestContext, publisherAuth: PublisherAuth, authenticator: Authenticator | null): void | Promise<void> {
   if (ctx.isPublish) {
     try {
-      publisherAuth.authorize(ctx.hasPublishToken, ctx.clientIp)
+      publisherAuth.authorize(ctx)
     } catch (error) {
       ctx.answeredEarly = true
       throw error

@@ -8,9 +8,11 @@
  * before); the others stay synchronous, so the embedded default awaits nothing before the proxy.
  *
  * A step either lets the request go on, answers it (a preflight), or throws (a refusal); every
- * throw becomes a JSON error in one place (`failureResponse`). `respond` and `record` run for
- * every request, early exits included. The handle step sends proxied requests straight to the
- * proxy, and the gateway's own routes (ops, events) to the Elysia app.
+ * throw becomes a JSON error in one place (`failureResponse`). `record` runs for every request,
+ * early exits included, and `respond` for every response handed back; a WebSocket upgrade has
+ * none (Bun answers the 101), so the bridge puts the same headers on it (`writeGatewayHeaders`).
+ * The handle step sends proxied requests straight to the proxy, and the gateway's own routes
+ * (ops, events) to the Elysia app.
  */
 import type { Server } from 'bun'
 import type { Authenticator } from '../auth/authenticator'

@@ -24,6 +24,14 @@ export function respond(ctx: RequestContext, response: Response, cors: CorsPolic
  */
 export function applyGatewayHeaders(ctx: RequestContext, headers: Headers, cors: CorsPolicy): void {
   ctx.gatewayHeadersApplied = true
+  writeGatewayHeaders(ctx, headers, cors)
+}
+
+/**
+ * The gateway headers, written onto `headers` without marking the context: for a WebSocket's
+ * 101, which Bun answers (a refusal after it still goes through the respond step).
+ */
+export function writeGatewayHeaders(ctx: RequestContext, headers: Headers, cors: CorsPolicy): void {
   if (!headers.has('x-request-id')) headers.set('x-request-id', ctx.requestId)
   const rate = ctx.rate
   if (rate !== undefined) {

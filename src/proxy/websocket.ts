@@ -19,6 +19,7 @@ import { GatewayError } from '../http/errors'
 import type { Logger } from '../log'
 import type { Metrics } from '../ops/metrics'
 import type { RequestContext } from '../pipeline/context'
+import { writeGatewayHeaders } from '../pipeline/respond'
 import type { OpenedWebSocket } from '../upstream/upstream'
 import { prepareUpstreamHeaders } from './headers'
 
@@ -228,9 +229,8 @@ export class WebSocketBridge {
     // Sessions live for hours and may be silent: no idle cut-off of the HTTP phase either.
     ctx.keepOpen()
     // A copy: the request's own headers must stay whole for `server.upgrade()` (prepare works in place).
-    const headers = prepareUpstreamHeaders(new Headers(ctx.headers), ctx.peerIp, scheme, ctx.requestId, ctx.principal?.subject)
+    const headers = prepareUpstreamHeaders(new Headers(ctx.headers), ctx, scheme)
     for (const name of HANDSHAKE_HEADERS) headers.delete(name)
-    headers.delete('host')
     const target = ctx.url.slice(ctx.restStart)
     const backend = await ctx.upstream!.openWebSocket({
       target: ctx.principal === undefined ? target : withoutQueryToken(target),
@@ -249,14 +249,10 @@ export class WebSocketBridge {
     const session = new WebSocketSession(this, backend, { requestId: ctx.requestId, service: ctx.upstream!.name, clientIp: ctx.clientIp })
     this.sessions.add(session)
     this.metrics.websocketSessions.inc()
-    const answer: Record<string, string> = { 'x-request-id': ctx.requestId }
-    if (backend.socket.protocol !== '') answer['sec-websocket-protocol'] = backend.socket.protocol
-    const rate = ctx.rate
-    if (rate !== undefined) {
-      answer['ratelimit-limit'] = String(rate.limit)
-      answer['ratelimit-remaining'] = String(rate.remaining)
-      answer['ratelimit-reset'] = String(rate.resetSeconds)
-    }
+    // Bun answers the 101 itself, so the respond step never sees it: the gateway headers go on here.
+    const answer = new Headers()
+    if (backend.socket.protocol !== '') answer.set('sec-websocket-protocol', backend.socket.protocol)
+    writeGatewayHeaders(ctx, answer, this.cors)
     if (!(server as Server<SessionData>).upgrade(ctx.request, { data: { session }, headers: answer })) {
       session.end(GOING_AWAY, 'the client upgrade failed')
       throw new GatewayError('bad_request', 'the WebSocket upgrade request is not valid')
@@ -280,10 +276,6 @@ export class WebSocketBridge {
   closeAll(): void {
     this.closing = true
     for (const session of [...this.sessions]) session.end(GOING_AWAY, 'the gateway is shutting down')
-  }
-
-  get open(): number {
-    return this.sessions.size
   }
 
   /** A session ended (called once per session). */

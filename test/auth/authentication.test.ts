@@ -191,6 +191,22 @@ describe('a token in a cookie, which browsers send on their own (CSRF)', () => {
     expect((await get('/api/v1/orchestrator/x', { cookie: `access_token=${alice}`, origin: 'https://evil.example' })).status).toBe(200)
   })
 
+  test("behind a TRUST_PROXY peer the own origin is X-Forwarded-Proto and X-Forwarded-Host; from any other peer those name nothing", async () => {
+    const proxied = await startGateway({ AUTH_JWT_SECRET: TEST_SECRET, ORCHESTRATOR_URL: backend.url, TRUST_PROXY: '127.0.0.1', RATE_LIMIT: '0' })
+    try {
+      const send = (base: string, headers: Record<string, string>) =>
+        fetch(`${base}/api/v1/orchestrator/x`, { method: 'POST', headers: { cookie: `access_token=${alice}`, ...headers }, body: 'x' })
+      const forwarded = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.example.com' }
+      expect((await send(proxied.url, { ...forwarded, origin: 'https://app.example.com' })).status).toBe(200)
+      expect((await send(proxied.url, { ...forwarded, origin: 'https://APP.example.com' })).status).toBe(200)
+      expect((await send(proxied.url, { ...forwarded, origin: 'https://evil.example' })).status).toBe(403)
+      // The same headers from a peer that is not a trusted proxy are the attacker's own words.
+      expect((await send(gw.url, { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'evil.example', origin: 'https://evil.example' })).status).toBe(403)
+    } finally {
+      await proxied.stop()
+    }
+  })
+
   test('from an origin listed in CORS_ORIGINS: accepted', async () => {
     const listed = await startGateway({ AUTH_JWT_SECRET: TEST_SECRET, ORCHESTRATOR_URL: backend.url, CORS_ORIGINS: 'https://app.example.com' })
     try {

@@ -66,6 +66,8 @@ beforeAll(async () => {
     RUNNER_URL: backend.url,
     // Each test limits its own client address, through X-Forwarded-For from the trusted loopback.
     TRUST_PROXY: '127.0.0.1',
+    // Loopback is a trusted proxy here, so it has no loopback grant: publishing needs the token.
+    PUBLISH_TOKEN: 'workers-publisher',
     RATE_LIMIT: '60',
     RATE_LIMIT_BURST: '10',
   })
@@ -100,7 +102,7 @@ describe('WORKERS=2', () => {
       // Log lines leave in batches (every 100 ms).
       expect(await waitFor(() => opened().length === 16)).toBe(true)
       expect(new Set(opened().map((l) => l.worker))).toEqual(new Set([1, 2]))
-      const { status, body } = await publish(gw.url, 'spread-client', { event_type: 'run.progress', data: { step: 1 } })
+      const { status, body } = await publish(gw.url, 'spread-client', { event_type: 'run.progress', data: { step: 1 } }, { authorization: 'Bearer workers-publisher' })
       expect(status).toBe(202)
       expect(body.delivered).toBe(16)
       await Promise.all(streams.map((s) => s.waitFor((e) => e.event === 'run.progress', 5_000)))

@@ -69,6 +69,10 @@ describe('bad publishes get a JSON error', () => {
     ['id with a newline', { event_type: 'x', data: {}, id: 'a\nid: b' }, 400],
     ['question without question_id', { event_type: 'question', data: { text: '?' } }, 400],
     ['question_id of 129 characters', { event_type: 'question', data: { question_id: 'q'.repeat(129) } }, 400],
+    ['question_id .', { event_type: 'question', data: { question_id: '.' } }, 400],
+    ['question_id ..', { event_type: 'question', data: { question_id: '..' } }, 400],
+    ['question_id with a slash', { event_type: 'question', data: { question_id: '../admin' } }, 400],
+    ['question_id with a space', { event_type: 'question', data: { question_id: 'q 1' } }, 400],
     ['question with a bad expires_at', { event_type: 'question', data: { question_id: 'q', expires_at: 'tomorrow' } }, 400],
     ['an array instead of an object', [{ event_type: 'x' }], 400],
     ['an event over 64 KiB', { event_type: 'big', data: 'x'.repeat(64 * 1024) }, 413],
@@ -101,14 +105,26 @@ describe('bad publishes get a JSON error', () => {
 })
 
 describe('who may publish', () => {
-  test('without PUBLISH_TOKEN, only loopback clients: others get 403', async () => {
+  test('without PUBLISH_TOKEN, only a backend on this host may publish: the loopback peer itself', async () => {
+    const local = await publish(gw.url, 'someone', { event_type: 'x', data: {} })
+    expect(local.status).toBe(202)
+  })
+
+  test('without PUBLISH_TOKEN, a loopback peer that forwards for someone else gets 403, trusted or not, whatever its X-Forwarded-For says', async () => {
     const proxied = await startGateway({ TRUST_PROXY: '127.0.0.1' })
     try {
-      const remote = await publish(proxied.url, 'someone', { event_type: 'x', data: {} }, { 'x-forwarded-for': '203.0.113.5' })
-      expect(remote.status).toBe(403)
-      expect(remote.body.error).toBe('forbidden')
-      const local = await publish(proxied.url, 'someone', { event_type: 'x', data: {} })
-      expect(local.status).toBe(202)
+      // Behind a trusted proxy on this host, a missing or garbage right-most address once fell back to the loopback peer.
+      for (const headers of [{}, { 'x-forwarded-for': '203.0.113.5' }, { 'x-forwarded-for': 'garbage' }, { 'x-forwarded-for': '203.0.113.5, not-an-ip' }, { 'x-forwarded-for': '127.0.0.1' }] as Record<string, string>[]) {
+        const refused = await publish(proxied.url, 'someone', { event_type: 'x', data: {} }, headers)
+        expect(refused.status).toBe(403)
+        expect(refused.body.error).toBe('forbidden')
+      }
+      // Not trusted, but forwarding for a client elsewhere (a proxy on this host that is not in TRUST_PROXY).
+      for (const headers of [{ 'x-forwarded-for': '203.0.113.5' }, { forwarded: 'for=203.0.113.5' }] as Record<string, string>[]) {
+        const refused = await publish(gw.url, 'someone', { event_type: 'x', data: {} }, headers)
+        expect(refused.status).toBe(403)
+        expect(refused.body.message).toContain('PUBLISH_TOKEN')
+      }
     } finally {
       await proxied.stop()
     }

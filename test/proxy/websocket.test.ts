@@ -8,7 +8,7 @@ import type { Server } from 'bun'
 import net from 'node:net'
 import { closedPort } from '../helpers/backend'
 import { type FaultyBackend, startRawWebSocketBackend } from '../helpers/faulty-backends'
-import { type RunningGateway, startGateway } from '../helpers/gateway'
+import { type RunningGateway, openWebSocketSessions, startGateway } from '../helpers/gateway'
 import { TEST_SECRET, hs256Token } from '../helpers/tokens'
 import { waitFor } from '../helpers/wait'
 
@@ -184,7 +184,7 @@ describe('relaying', () => {
     const ended = closed(socket)
     socket.send('close-me')
     expect(await ended).toEqual({ code: 4002, reason: 'as you wish' })
-    expect(await waitFor(() => gw.gateway.websockets.open === 0)).toBe(true)
+    expect(await waitFor(async () => (await openWebSocketSessions(gw.gateway)) === 0)).toBe(true)
   })
 
   test('a refusal (403) or an unreachable backend gives 502 bad_gateway (JSON), and no upgrade', async () => {
@@ -208,7 +208,7 @@ describe('sessions end well', () => {
     socket.once('data', () => upgraded.resolve())
     socket.write(`GET /api/v1/ws/vanish HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`)
     await upgraded.promise
-    expect(await waitFor(() => gw.gateway.websockets.open > 0)).toBe(true)
+    expect(await waitFor(async () => (await openWebSocketSessions(gw.gateway)) > 0)).toBe(true)
     socket.destroy()
     expect(await waitFor(() => backendCloses.some((c) => c.path.endsWith('/vanish')))).toBe(true)
     expect(backendCloses.find((c) => c.path.endsWith('/vanish'))!.code).toBe(1001)
@@ -310,6 +310,43 @@ describe('admission', () => {
       expect(JSON.parse(hijack.body).error).toBe('forbidden')
       expect((await rawUpgrade(listed.url, '/echo', { Origin: 'https://app.example.com' })).status).toBe(101)
       expect((await rawUpgrade(listed.url, '/echo')).status).toBe(101)
+    } finally {
+      await listed.stop()
+    }
+  })
+
+  test('cross-site WebSocket hijacking: a cookie token on an upgrade from another origin gets 403, even with CORS_ORIGINS=*, and no backend socket is opened', async () => {
+    const guarded = await startGateway({ WS_URL: `http://127.0.0.1:${backend.port}`, AUTH_JWT_SECRET: TEST_SECRET, RATE_LIMIT: '0' })
+    try {
+      const token = await hs256Token(TEST_SECRET, { claims: { sub: 'alice' } })
+      const cookie = `access_token=${token}`
+      const before = seen.length
+      // A real browser-like client: another site's page opening a socket, the browser adding alice's cookie.
+      await expect(connect(wsUrl(guarded.url, '/echo'), { headers: { origin: 'https://evil.example', cookie } })).rejects.toBeDefined()
+      const hijack = await rawUpgrade(guarded.url, '/echo', { Origin: 'https://evil.example', Cookie: cookie })
+      expect(hijack.status).toBe(403)
+      expect(JSON.parse(hijack.body).error).toBe('forbidden')
+      expect(seen.length).toBe(before)
+      // The gateway's own origin, or no Origin at all (not a browser page): accepted.
+      for (const headers of [{ origin: guarded.url, cookie }, { cookie }] as Record<string, string>[]) {
+        const socket = await connect(wsUrl(guarded.url, '/echo'), { headers })
+        expect(seen.at(-1)!.headers.get('x-auth-subject')).toBe('alice')
+        socket.close()
+      }
+      // A token in Authorization is not ambient: a page cannot make the browser send it, so any origin may.
+      const bearer = await connect(wsUrl(guarded.url, '/echo'), { headers: { origin: 'https://evil.example', authorization: `Bearer ${token}` } })
+      bearer.close()
+    } finally {
+      await guarded.stop()
+    }
+  })
+
+  test('with CORS_ORIGINS listing an origin, a cookie token on an upgrade from it is accepted', async () => {
+    const listed = await startGateway({ WS_URL: `http://127.0.0.1:${backend.port}`, AUTH_JWT_SECRET: TEST_SECRET, RATE_LIMIT: '0', CORS_ORIGINS: 'https://app.example.com' })
+    try {
+      const cookie = `access_token=${await hs256Token(TEST_SECRET, { claims: { sub: 'alice' } })}`
+      expect((await rawUpgrade(listed.url, '/echo', { Origin: 'https://app.example.com', Cookie: cookie })).status).toBe(101)
+      expect((await rawUpgrade(listed.url, '/echo', { Origin: 'https://evil.example', Cookie: cookie })).status).toBe(403)
     } finally {
       await listed.stop()
     }
