@@ -7,7 +7,7 @@
  * Every scenario runs in interleaved rounds so machine noise hits all of them alike.
  */
 import type { Subprocess } from 'bun'
-import { CLIENT_CORE, SERVER_CORE, freePort, pinned, spawnPinned, stop, waitForHttp } from './processes'
+import { CLIENT_CORE, SERVER_CORE, freePort, pinned, spawnPinned, stop, waitForHttp, waitForRedis } from './processes'
 import { type WrkResult, runWrk } from './wrk'
 
 export interface EventRound {
@@ -90,13 +90,4 @@ export async function runClusterScenarios(options: ClusterOptions, log: (line: s
   } finally {
     for (const child of children.reverse()) await stop(child)
   }
-}
-
-async function waitForRedis(url: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const health = (await (await fetch(`${url}/health`)).json()) as { redis?: string }
-    if (health.redis === 'up') return
-    await Bun.sleep(25)
-  }
-  throw new Error(`${url} never reached Redis`)
 }

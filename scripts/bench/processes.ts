@@ -67,6 +67,16 @@ export async function waitForHttp(url: string, timeoutMs = 10_000): Promise<void
   }
 }
 
+/** Resolves once the gateway at `url` reports Redis up on /health. */
+export async function waitForRedis(url: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const health = (await (await fetch(`${url}/health`)).json()) as { redis?: string }
+    if (health.redis === 'up') return
+    await Bun.sleep(25)
+  }
+  throw new Error(`${url} never reached Redis`)
+}
+
 export async function stop(child: Subprocess | undefined): Promise<void> {
   if (child === undefined || child.exitCode !== null) return
   child.kill('SIGTERM')

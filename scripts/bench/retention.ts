@@ -19,6 +19,9 @@ const config = loadConfig({ HOST: '127.0.0.1', RATE_LIMIT: '1000000000', LOG_LEV
 const gateway = createGateway({ config, logger: createLogger('info', new BatchedLineWriter(() => {})) })
 const server = gateway.listen(0)
 
+/** Streams open in the gateway, as its `gateway_sse_connections` gauge says. */
+const openStreams = async () => (await gateway.metrics.sseConnections.get()).values[0]?.value ?? 0
+
 const client = startLoadClient(['bun', `${import.meta.dir}/sse-load.ts`])
 async function liveHeapBytes(): Promise<number> {
   for (let i = 0; i < 3; i++) {
@@ -41,14 +44,14 @@ for (let cycle = 1; cycle <= cycles; cycle++) {
     await client.reply('delivered')
   }
   await client.command('drop', 'dropped')
-  for (let i = 0; i < 200 && gateway.hub.size > 0; i++) await Bun.sleep(25)
+  for (let i = 0; i < 200 && (await openStreams()) > 0; i++) await Bun.sleep(25)
   afterDrops.push(await liveHeapBytes())
 }
 client.exit()
 const result = {
   streams,
   cycles,
-  hubEmpty: gateway.hub.size === 0,
+  hubEmpty: (await openStreams()) === 0,
   liveHeapBytesBefore: before,
   liveHeapBytesAfterEachDrop: afterDrops,
   // What is legitimately kept: each client's replay history of the broadcasts (SSE_HISTORY_TTL_MS).

@@ -15,11 +15,12 @@ import { type WorkersRound, runWorkersScenarios } from './workers-scenarios'
 import type { WrkResult } from './wrk'
 import { type LadderResult, runLadder } from './ladder-scenarios'
 import { type RoundResult, runProxyScenarios } from './proxy-scenarios'
+import { type ReplayRound, runReplayScenarios } from './replay-scenarios'
 import { type SseResult, runSseScenario } from './sse-scenarios'
 
 const ROOT = new URL('../..', import.meta.url).pathname
 const quick = process.argv.includes('--quick')
-/** `--only proxy|ladder|sse|limiter|cluster|auth|upstream|workers`: one part, for tuning sessions. */
+/** `--only proxy|ladder|sse|replay|limiter|cluster|auth|upstream|workers`: one part, for tuning sessions. */
 const only = process.argv[process.argv.indexOf('--only') + 1]
 const runs = (part: string) => !process.argv.includes('--only') || only === part
 const log = (line: string) => console.log(line)
@@ -38,9 +39,11 @@ process.argv.forEach((arg, i) => {
 const roundsOverride = process.argv.includes('--rounds') ? Number(process.argv[process.argv.indexOf('--rounds') + 1]) : undefined
 // -c64 is what the earlier runs reported; -c256 is above the 64 idle sockets Bun's fetch keeps per host.
 const planned = quick
-  ? { rounds: 2, seconds: 3, connections: [64, 256], sseStreams: [1_000] }
-  : { rounds: 7, seconds: 10, connections: [64, 256], sseStreams: [1_000, 10_000, 19_900] }
-const plan = { ...planned, rounds: roundsOverride ?? planned.rounds, sseStreams: streamsOverride ?? planned.sseStreams }
+  ? { rounds: 2, seconds: 3, connections: [64, 256], sseStreams: [1_000], sseRounds: 1 }
+  : { rounds: 7, seconds: 10, connections: [64, 256], sseStreams: [1_000, 10_000, 19_900], sseRounds: 3 }
+/** `--sse-rounds N` overrides the number of interleaved rounds of the SSE part. */
+const sseRoundsOverride = process.argv.includes('--sse-rounds') ? Number(process.argv[process.argv.indexOf('--sse-rounds') + 1]) : undefined
+const plan = { ...planned, rounds: roundsOverride ?? planned.rounds, sseStreams: streamsOverride ?? planned.sseStreams, sseRounds: sseRoundsOverride ?? planned.sseRounds }
 
 await ensureTools()
 await Bun.$`bun ${ROOT}scripts/build.ts --if-stale`.cwd(ROOT)
@@ -68,12 +71,16 @@ if (runs('ladder')) {
 const sse: SseResult[] = []
 let retention: { hubEmpty: boolean; liveHeapBytesAfterEachDrop: number[]; growthFirstToLast: number } | undefined
 if (runs('sse')) {
-  log('\nEvent streams (raw-socket load client in its own process; baseline: bare Bun streams, one cycle):')
+  log(`\nEvent streams (raw-socket load client in its own process; baseline: bare Bun streams, one cycle; ${plan.sseRounds} interleaved rounds, medians):`)
   for (const streams of plan.sseStreams) {
-    sse.push(await runSseScenario('bare', binary, streams, 1, log))
-    // `--direct-streams`: would Bun's direct streams deliver a broadcast faster? (the bare baseline on them)
-    if (process.argv.includes('--direct-streams')) sse.push(await runSseScenario('bare-direct', binary, streams, 1, log))
-    sse.push(await runSseScenario('gateway', binary, streams, 3, log))
+    // Interleaved (bare, gateway, bare, gateway, ...): run in sequence, one build's broadcast p99 varied 1.06× to 1.32× of bare between runs.
+    for (let round = 1; round <= plan.sseRounds; round++) {
+      sse.push(await runSseScenario('bare', binary, streams, 1, log))
+      // `--direct-streams`: would Bun's direct streams deliver a broadcast faster? (the bare baseline on them)
+      if (process.argv.includes('--direct-streams')) sse.push(await runSseScenario('bare-direct', binary, streams, 1, log))
+      sse.push(await runSseScenario('gateway', binary, streams, 3, log))
+      for (const [label, other] of Object.entries(compare)) sse.push(await runSseScenario('gateway', other, streams, 3, log, `gateway ${label}`))
+    }
   }
   printSseTable(sse)
   const retentionStreams = quick ? 1_000 : 10_000
@@ -82,6 +89,16 @@ if (runs('sse')) {
   log(
     `  hub empty: ${retention!.hubEmpty}; live heap after each drop: ${retention!.liveHeapBytesAfterEachDrop.map((b) => (b / 1e6).toFixed(2)).join(' → ')} MB (${(retention!.growthFirstToLast * 100).toFixed(1)}%; what stays is each client's replay history)`,
   )
+}
+
+let replay: ReplayRound[] | undefined
+if (runs('replay')) {
+  const replayPlan = { rounds: quick ? 1 : 3, streamCounts: [32, 64], events: 100, eventBytes: 60_000 }
+  log(
+    `\nReplay amplification (${replayPlan.rounds} interleaved rounds): ${replayPlan.events} events of ${replayPlan.eventBytes / 1000} KB for one client, asked for whole by idle streams that never read; RSS growth of the gateway`,
+  )
+  replay = await runReplayScenarios({ ...replayPlan, builds: { current: binary, ...compare } }, log)
+  printReplayTable(replay)
 }
 
 let limiter: { decisionsPerSecond: number; bytesPerAddress: number } | undefined
@@ -137,6 +154,7 @@ const results = {
   ladder,
   sse,
   retention,
+  replay,
   limiter,
   cluster,
   auth,
@@ -224,9 +242,9 @@ function printLadderTable(results: LadderResult[]): void {
   }
 }
 
-/** Medians over every broadcast of a result. */
-export function broadcastMedians(r: SseResult) {
-  const all = r.cycles.flatMap((c) => c.broadcasts)
+/** Medians over every broadcast of the results (the rounds of one server at one stream count). */
+export function broadcastMedians(results: SseResult[]) {
+  const all = results.flatMap((r) => r.cycles.flatMap((c) => c.broadcasts))
   return {
     p50Ms: median(all.map((b) => b.p50Ms)),
     p99Ms: median(all.map((b) => b.p99Ms)),
@@ -236,15 +254,34 @@ export function broadcastMedians(r: SseResult) {
 }
 
 function printSseTable(results: SseResult[]): void {
-  log('\n| server | streams | RSS/stream KB | × bare | broadcast p50 ms | p99 ms | p99 × bare | max ms | all delivered | empty after each drop | RSS after drops MB | growth |')
+  log('\n| server | streams | rounds | RSS/stream KB | × bare | broadcast p50 ms | p99 ms | p99 × bare | max ms | all delivered | empty after each drop | growth over 3 cycles |')
   log('|---|---|---|---|---|---|---|---|---|---|---|---|')
-  for (const r of results) {
-    const bare = results.find((b) => b.server === 'bare' && b.streams === r.streams)!
-    const m = broadcastMedians(r)
+  const groups = [...new Set(results.map((r) => `${r.streams} ${r.label}`))]
+  for (const key of groups) {
+    const rows = results.filter((r) => `${r.streams} ${r.label}` === key)
+    const bare = results.filter((b) => b.server === 'bare' && b.streams === rows[0]!.streams)
+    const m = broadcastMedians(rows)
     const b = broadcastMedians(bare)
-    const perStream = r.cycles[0]!.rssBytesPerStream
+    const perStream = median(rows.map((r) => r.cycles[0]!.rssBytesPerStream))
+    const barePerStream = median(bare.map((r) => r.cycles[0]!.rssBytesPerStream))
+    const growth = rows[0]!.cycles.length > 1 ? `${(median(rows.map((r) => r.rssGrowthAfterCycles)) * 100).toFixed(1)}%` : '–'
     log(
-      `| ${r.server} | ${r.streams} | ${(perStream / 1024).toFixed(2)} | ${(perStream / bare.cycles[0]!.rssBytesPerStream).toFixed(2)} | ${m.p50Ms.toFixed(1)} | ${m.p99Ms.toFixed(1)} | ${(m.p99Ms / b.p99Ms).toFixed(2)} | ${m.maxMs.toFixed(1)} | ${m.allDelivered} | ${r.cycles.every((c) => c.hubEmptyAfterDrop)} | ${r.cycles.map((c) => (c.rssBytesAfterDrop / 1e6).toFixed(1)).join(' → ')} | ${r.cycles.length > 1 ? `${(r.rssGrowthAfterCycles * 100).toFixed(1)}%` : '–'} |`,
+      `| ${rows[0]!.label} | ${rows[0]!.streams} | ${rows.length} | ${(perStream / 1024).toFixed(2)} | ${(perStream / barePerStream).toFixed(2)} | ${m.p50Ms.toFixed(1)} | ${m.p99Ms.toFixed(1)} | ${(m.p99Ms / b.p99Ms).toFixed(2)} | ${m.maxMs.toFixed(1)} | ${m.allDelivered} | ${rows.every((r) => r.cycles.every((c) => c.hubEmptyAfterDrop))} | ${growth} |`,
+    )
+  }
+}
+
+function printReplayTable(rounds: ReplayRound[]): void {
+  log('\n| build | broker | streams asked | held (median) | RSS growth MB (median) | KB per stream asked | × current | Redis outages |')
+  log('|---|---|---|---|---|---|---|---|')
+  const groups = [...new Set(rounds.map((r) => `${r.streams} ${r.broker} ${r.build}`))]
+  for (const key of groups) {
+    const rows = rounds.filter((r) => `${r.streams} ${r.broker} ${r.build}` === key)
+    const { streams, broker, build } = rows[0]!
+    const current = rounds.filter((r) => r.streams === streams && r.broker === broker && r.build === 'current')
+    const growth = median(rows.map((r) => r.rssGrowthBytes))
+    log(
+      `| ${build} | ${broker} | ${streams} | ${median(rows.map((r) => r.held))} | ${(growth / 1e6).toFixed(1)} | ${(growth / streams / 1024).toFixed(0)} | ${(growth / median(current.map((r) => r.rssGrowthBytes))).toFixed(1)} | ${rows.reduce((sum, r) => sum + r.redisOutages, 0)} |`,
     )
   }
 }

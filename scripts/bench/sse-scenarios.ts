@@ -32,6 +32,8 @@ export type SseServer = 'bare' | 'bare-direct' | 'gateway'
 
 export interface SseResult {
   server: SseServer
+  /** The server, or for another build (`--compare label=binary`) `gateway <label>`. */
+  label: string
   streams: number
   rssBytesBaseline: number
   cycles: CycleResult[]
@@ -52,6 +54,7 @@ export async function runSseScenario(
   streams: number,
   cycleCount: number,
   log: (line: string) => void,
+  label: string = server,
 ): Promise<SseResult> {
   const dir = mkdtempSync(`${tmpdir()}/gateway-sse-bench-`)
   const children: Subprocess[] = []
@@ -103,12 +106,13 @@ export async function runSseScenario(
       cycles.push(result)
       const worst = broadcasts.reduce((a, b) => (b.p99Ms > a.p99Ms ? b : a))
       log(
-        `  ${server.padEnd(11)} ${streams} streams, cycle ${cycle}: ${(result.rssBytesPerStream / 1024).toFixed(2)} KB RSS/stream, broadcast p50 ${worst.p50Ms.toFixed(1)} / p99 ${worst.p99Ms.toFixed(1)} / max ${worst.maxMs.toFixed(1)} ms (${worst.received}/${worst.streams}), hub empty after drop: ${hubEmptyAfterDrop}, RSS after drop ${(result.rssBytesAfterDrop / 1e6).toFixed(1)} MB`,
+        `  ${label.padEnd(11)} ${streams} streams, cycle ${cycle}: ${(result.rssBytesPerStream / 1024).toFixed(2)} KB RSS/stream, broadcast p50 ${worst.p50Ms.toFixed(1)} / p99 ${worst.p99Ms.toFixed(1)} / max ${worst.maxMs.toFixed(1)} ms (${worst.received}/${worst.streams}), hub empty after drop: ${hubEmptyAfterDrop}, RSS after drop ${(result.rssBytesAfterDrop / 1e6).toFixed(1)} MB`,
       )
     }
     client.exit()
     return {
       server,
+      label,
       streams,
       rssBytesBaseline,
       cycles,

@@ -26,11 +26,21 @@ export interface PublishOutcome {
   duplicate: boolean
 }
 
+/**
+ * A retained event as streams send it: framed once, and the same bytes queued to every stream
+ * that sends it, so a thousand streams replaying one history hold one copy of it, not a
+ * thousand (README, "Subscribe").
+ */
+export interface FramedEvent {
+  id: string
+  frame: Uint8Array
+}
+
 export interface Replay {
   /** The requested id is no longer retained: the client missed events that are gone. */
   gap: boolean
   /** Retained events after the requested id (all of them after a gap or for `0`), oldest first. */
-  events: EventEnvelope[]
+  events: FramedEvent[]
 }
 
 /** The outcome of trying to become the one answer to a question. */
@@ -46,7 +56,7 @@ export interface Broker {
   /** Step 2 of a subscription: what a client with `lastEventId` missed. */
   retainedAfter(clientId: string, lastEventId: string): Promise<Replay>
   /** Step 3 of a subscription: the client's unanswered, unexpired questions, oldest first. */
-  pendingQuestions(clientId: string): Promise<EventEnvelope[]>
+  pendingQuestions(clientId: string): Promise<FramedEvent[]>
   /**
    * Makes this caller the only one answering `questionId`: `claimed` once; `answered` for every
    * concurrent or later caller; `unknown` when it was never pending here or has expired.

@@ -27,11 +27,6 @@ export class Hub implements ConnectionOwner {
     this.ticker.unref()
   }
 
-  /** Streams open on this process. */
-  get size(): number {
-    return this.connections
-  }
-
   /** Registers the one listener told when a client's count of streams here changes. */
   onStreamCountChange(listener: (clientId: string, count: number) => void): void {
     this.countListener = listener
@@ -40,6 +35,11 @@ export class Hub implements ConnectionOwner {
   /** Each client with streams here, and how many. */
   *streamCounts(): Iterable<[string, number]> {
     for (const [clientId, streams] of this.byClient) yield [clientId, countOf(streams)]
+  }
+
+  /** How many streams `clientId` has open here. */
+  streamCount(clientId: string): number {
+    return countOf(this.byClient.get(clientId))
   }
 
   /** Whether `clientId` has a stream here. */

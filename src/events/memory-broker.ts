@@ -4,19 +4,18 @@
  * connection's replay can never interleave halfway.
  */
 import type { EventsConfig } from '../config'
-import type { AnswerClaim, Broker, PublishOutcome, PublishTarget, Replay } from './broker'
+import type { AnswerClaim, Broker, FramedEvent, PublishOutcome, PublishTarget, Replay } from './broker'
 import { type EventEnvelope, QUESTION_EVENT_TYPE } from './envelope'
 import type { Metrics } from '../ops/metrics'
 import type { Hub } from './hub'
 import { frameEvent } from './sse'
 
-interface Retained {
-  envelope: EventEnvelope
+/** Framed at publish: a replay hands out these very bytes. */
+interface Retained extends FramedEvent {
   expiresAt: number
 }
 
-interface PendingQuestion {
-  envelope: EventEnvelope
+interface PendingQuestion extends FramedEvent {
   expiresAt: number
   /** An answer is being forwarded to the hitl service right now. */
   claimed: boolean
@@ -49,7 +48,7 @@ export class MemoryBroker implements Broker {
     this.sweeper.unref()
   }
 
-  /** Clients with any retained state (for tests and memory checks). */
+  /** Clients with any retained state. A test seam: state the sweep failed to drop shows in no response, only here. */
   get trackedClients(): number {
     return this.clients.size
   }
@@ -64,8 +63,8 @@ export class MemoryBroker implements Broker {
     const clientIds = target === 'connected' ? this.hub.connectedClientIds() : target
     const frame = frameEvent(envelope)
     const now = this.now()
-    // One retained entry shared by every client of a broadcast: same event, same expiry.
-    const retained: Retained = { envelope, expiresAt: now + this.config.historyTtlMs }
+    // One retained entry shared by every client of a broadcast: same event, same frame, same expiry.
+    const retained: Retained = { id: envelope.id, frame, expiresAt: now + this.config.historyTtlMs }
     let delivered = 0
     let fresh = 0
     for (const clientId of clientIds) {
@@ -73,10 +72,10 @@ export class MemoryBroker implements Broker {
       this.dropExpired(state, now)
       // Idempotent retries: an id this client already retains is not published again. Only a
       // publisher's own id can repeat; the gateway's UUIDv7s cannot, so their scan is skipped.
-      if (publisherId && state.history.some((r) => r.envelope.id === envelope.id)) continue
+      if (publisherId && state.history.some((r) => r.id === envelope.id)) continue
       fresh++
       this.retain(state, retained)
-      if (envelope.event_type === QUESTION_EVENT_TYPE) this.makePending(state, envelope, now)
+      if (envelope.event_type === QUESTION_EVENT_TYPE) this.makePending(state, envelope, frame, now)
       delivered += this.hub.deliver(clientId, frame, envelope.id)
     }
     return { delivered, duplicate: clientIds.length > 0 && fresh === 0 }
@@ -86,17 +85,17 @@ export class MemoryBroker implements Broker {
     const state = this.stateOf(clientId, false)
     if (state === undefined) return { gap: lastEventId !== '0', events: [] }
     this.dropExpired(state, this.now())
-    const events = state.history.map((retained) => retained.envelope)
-    if (lastEventId === '0') return { gap: false, events }
-    const index = events.findIndex((envelope) => envelope.id === lastEventId)
-    return index === -1 ? { gap: true, events } : { gap: false, events: events.slice(index + 1) }
+    const events = state.history
+    if (lastEventId === '0') return { gap: false, events: [...events] }
+    const index = events.findIndex((retained) => retained.id === lastEventId)
+    return index === -1 ? { gap: true, events: [...events] } : { gap: false, events: events.slice(index + 1) }
   }
 
-  async pendingQuestions(clientId: string): Promise<EventEnvelope[]> {
+  async pendingQuestions(clientId: string): Promise<FramedEvent[]> {
     const state = this.stateOf(clientId, false)
     if (state === undefined) return []
     this.dropExpired(state, this.now())
-    return state.questions === undefined ? [] : [...state.questions.values()].map((question) => question.envelope)
+    return state.questions === undefined ? [] : [...state.questions.values()]
   }
 
   async claimAnswer(clientId: string, questionId: string): Promise<AnswerClaim> {
@@ -153,11 +152,11 @@ export class MemoryBroker implements Broker {
     if (state.history.length > this.config.history) state.history.shift()
   }
 
-  private makePending(state: ClientState, envelope: EventEnvelope, now: number): void {
+  private makePending(state: ClientState, envelope: EventEnvelope, frame: Uint8Array, now: number): void {
     const data = envelope.data as { question_id: string; expires_at?: string }
     const expiresAt = data.expires_at !== undefined ? Date.parse(data.expires_at) : now + this.config.questionTtlMs
     state.answered?.delete(data.question_id)
-    ;(state.questions ??= new Map()).set(data.question_id, { envelope, expiresAt, claimed: false })
+    ;(state.questions ??= new Map()).set(data.question_id, { id: envelope.id, frame, expiresAt, claimed: false })
   }
 
   private dropExpired(state: ClientState, now: number): void {

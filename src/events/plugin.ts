@@ -17,12 +17,12 @@ import { requestContext } from '../pipeline/elysia-context'
 import { applyGatewayHeaders } from '../pipeline/respond'
 import { EVENTS_ROUTES } from '../pipeline/routes'
 import type { Upstream } from '../upstream/upstream'
-import type { Broker } from './broker'
-import { type EventEnvelope, MAX_EVENT_BYTES, QUESTION_ANSWERED_EVENT_TYPE, createEnvelope } from './envelope'
+import type { Broker, FramedEvent } from './broker'
+import { MAX_EVENT_BYTES, QUESTION_ANSWERED_EVENT_TYPE, createEnvelope } from './envelope'
 import { forwardAnswer } from './hitl'
 import type { Hub } from './hub'
 import { parseAnswer, parsePublish } from './requests'
-import { SSE_HEADERS, frameControlEvent, frameEvent } from './sse'
+import { SSE_HEADERS, frameControlEvent } from './sse'
 
 export interface EventsDependencies {
   config: EventsConfig
@@ -77,9 +77,21 @@ function ownClientId(deps: EventsDependencies, ctx: RequestContext, params: Para
   return clientId
 }
 
-/** Subscribe: established → replay (or gap) → pending questions → live. */
+/**
+ * Subscribe: established → replay (or gap) → pending questions → live. `HEAD` gets the stream's
+ * headers at once, and no stream.
+ */
 async function subscribe(deps: EventsDependencies, ctx: RequestContext, clientId: string): Promise<Response> {
-  const { broker, hub } = deps
+  const { broker, hub, config } = deps
+  const headers = new Headers(SSE_HEADERS)
+  if (ctx.method === 'HEAD') {
+    applyGatewayHeaders(ctx, headers, deps.cors)
+    return new Response(null, { headers })
+  }
+  // Each stream costs the gateway its queue and its share of a replay: one client cannot open without end.
+  if (hub.streamCount(clientId) >= config.maxStreamsPerClient) {
+    throw new GatewayError('too_many_streams', `client_id ${JSON.stringify(clientId)} already has ${config.maxStreamsPerClient} open event streams here (SSE_MAX_STREAMS_PER_CLIENT)`)
+  }
   const request = ctx.request
   const lastEventId = request.headers.get('last-event-id') ?? new URL(request.url).searchParams.get('lastEventId')
   // Streams live for hours and may be quiet between heartbeats: no idle cut-off.
@@ -90,21 +102,21 @@ async function subscribe(deps: EventsDependencies, ctx: RequestContext, clientId
   else request.signal.addEventListener('abort', connection, { once: true })
 
   connection.sendOpening(frameControlEvent(createEnvelope('connection.established', { client_id: clientId, request_id: ctx.requestId })), false)
-  // Each event once: a pending question the replay already carried is not sent again.
+  // Each event once: a pending question the replay already carried is not sent again. The
+  // frames are the broker's own, shared with every other stream that sends them.
   const sent = new Set<string>()
-  const sendOnce = (envelope: EventEnvelope) => {
-    if (sent.has(envelope.id)) return
-    connection.sendOpening(frameEvent(envelope))
-    sent.add(envelope.id)
+  const sendOnce = (event: FramedEvent) => {
+    if (sent.has(event.id)) return
+    connection.sendOpening(event.frame)
+    sent.add(event.id)
   }
   if (lastEventId !== null) {
     const replay = await broker.retainedAfter(clientId, lastEventId)
     if (replay.gap) connection.sendOpening(frameControlEvent(createEnvelope('replay.gap', { last_event_id: lastEventId })), false)
-    for (const envelope of replay.events) sendOnce(envelope)
+    for (const event of replay.events) sendOnce(event)
   }
   for (const question of await broker.pendingQuestions(clientId)) sendOnce(question)
   connection.goLive(sent)
-  const headers = new Headers(SSE_HEADERS)
   applyGatewayHeaders(ctx, headers, deps.cors)
   return new Response(connection.stream, { headers })
 }

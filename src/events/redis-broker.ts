@@ -15,10 +15,11 @@ import { type RedisLink, RedisTimeout, RedisUnavailable } from '../cluster/redis
 import { GatewayError } from '../http/errors'
 import type { Logger } from '../log'
 import type { Metrics } from '../ops/metrics'
-import type { AnswerClaim, Broker, PublishOutcome, PublishTarget, Replay } from './broker'
+import type { AnswerClaim, Broker, FramedEvent, PublishOutcome, PublishTarget, Replay } from './broker'
 import { type EventEnvelope, QUESTION_EVENT_TYPE } from './envelope'
 import type { Hub } from './hub'
 import { CLAIM, PENDING, PUBLISH, REPLAY, SETTLE } from './redis-scripts'
+import { SharedFrames } from './shared-frames'
 import { frameEvent } from './sse'
 
 export interface RedisBrokerOptions {
@@ -43,6 +44,11 @@ export class RedisBroker implements Broker {
    * is still ours (a lease that lapsed may have let another instance claim the question).
    */
   private readonly claims = new Map<string, string>()
+  /** What streams replay from Redis, framed once however many streams send it. */
+  private readonly historyFrames = new SharedFrames()
+  private readonly questionFrames = new SharedFrames()
+  /** Per client, the read of its stored events under way here (see `inTurn`). */
+  private readonly readsInTurn = new Map<string, Promise<void>>()
 
   constructor(private readonly options: RedisBrokerOptions) {
     this.channel = `${options.prefix}events`
@@ -87,25 +93,74 @@ export class RedisBroker implements Broker {
     const { link, prefix, config } = this.options
     if (!link.isUp) return { gap: true, events: [] }
     try {
-      const [gap, ...events] = (await link.eval(REPLAY, [`${prefix}history:${clientId}`], [lastEventId, String(config.historyTtlMs)])) as [number, ...string[]]
-      return { gap: gap === 1, events: events.map((json) => JSON.parse(json) as EventEnvelope) }
+      return await this.inTurn(clientId, () =>
+        this.readFramed(this.historyFrames, clientId, async (held) => {
+          const [gap, ...flat] = (await link.eval(REPLAY, [`${prefix}history:${clientId}`], [lastEventId, String(config.historyTtlMs), ...held])) as [number, ...string[]]
+          return { gap: gap === 1, flat }
+        }),
+      )
     } catch {
       // Redis went away mid-subscription: the stream still opens, and says it could not replay.
       return { gap: true, events: [] }
     }
   }
 
-  async pendingQuestions(clientId: string): Promise<EventEnvelope[]> {
+  async pendingQuestions(clientId: string): Promise<FramedEvent[]> {
     const { link, prefix } = this.options
     if (!link.isUp) return []
     try {
-      const flat = (await link.eval(PENDING, [`${prefix}questions:${clientId}`], [])) as string[]
-      const pending: { order: number; envelope: EventEnvelope }[] = []
-      for (let i = 0; i < flat.length; i += 2) pending.push({ order: Number(flat[i]), envelope: JSON.parse(flat[i + 1]!) as EventEnvelope })
-      return pending.sort((a, b) => a.order - b.order).map((question) => question.envelope)
+      const { events } = await this.inTurn(clientId, () =>
+        this.readFramed(this.questionFrames, clientId, async (held) => ({ gap: false, flat: (await link.eval(PENDING, [`${prefix}questions:${clientId}`], held)) as string[] })),
+      )
+      // A question's place is its order: the microsecond it was published.
+      return events.sort((a, b) => Number(a.place) - Number(b.place))
     } catch {
       return []
     }
+  }
+
+  /**
+   * One read of a client's stored events at a time on this gateway: a stream opening while
+   * another's read is under way waits for it, and then asks only for what is not held framed by
+   * now. Thirty-two streams opening at once cost Redis one full read, not thirty-two (which
+   * Redis would answer only after running them all, stalling the link for everyone). Each read
+   * is still sent after its stream was registered, so no live event can slip between the two.
+   */
+  private inTurn<T>(clientId: string, read: () => Promise<T>): Promise<T> {
+    const previous = this.readsInTurn.get(clientId)
+    const turn = previous === undefined ? read() : previous.then(read)
+    const done = turn.then(
+      () => {},
+      () => {},
+    )
+    this.readsInTurn.set(clientId, done)
+    void done.then(() => {
+      if (this.readsInTurn.get(clientId) === done) this.readsInTurn.delete(clientId)
+    })
+    return turn
+  }
+
+  /**
+   * Reads `[place, json, place, json, …]` naming the places held framed here, and frames what
+   * came. A held frame collected while the read was under way is read again, whole.
+   */
+  private async readFramed(
+    frames: SharedFrames,
+    clientId: string,
+    read: (held: string[]) => Promise<{ gap: boolean; flat: string[] }>,
+  ): Promise<{ gap: boolean; events: (FramedEvent & { place: string })[] }> {
+    for (const held of [frames.held(clientId), []]) {
+      const { gap, flat } = await read(held)
+      const events: (FramedEvent & { place: string })[] = []
+      for (let i = 0; i < flat.length; i += 2) {
+        const place = flat[i]!
+        const framed = frames.framed(clientId, place, flat[i + 1]!)
+        if (framed === undefined) break
+        events.push({ ...framed, place })
+      }
+      if (events.length * 2 === flat.length) return { gap, events }
+    }
+    throw new Error('stored events could not be read whole')
   }
 
   async claimAnswer(clientId: string, questionId: string): Promise<AnswerClaim> {

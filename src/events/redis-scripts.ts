@@ -83,8 +83,9 @@ return { delivered, #targets, fresh }
 `)
 
 /**
- * KEYS: 1 history. ARGV: 1 last event id ('0': everything), 2 SSE_HISTORY_TTL_MS.
- * Returns { gap (0/1), envelope JSON… } oldest first.
+ * KEYS: 1 history. ARGV: 1 last event id ('0': everything), 2 SSE_HISTORY_TTL_MS, 3… entry ids
+ * the gateway holds framed already (their envelopes are not sent again).
+ * Returns { gap (0/1), entry id, envelope JSON ('' when held), … } oldest first.
  */
 export const REPLAY = new RedisScript(`${NOW}
 local entries = redis.call('XRANGE', KEYS[1], ms(now - tonumber(ARGV[2])), '+')
@@ -96,16 +97,24 @@ if ARGV[1] ~= '0' then
   end
   if found then first = found + 1 else out[1] = 1 end
 end
-for i = first, #entries do out[#out + 1] = entries[i][2][4] end
+local held = {}
+for i = 3, #ARGV do held[ARGV[i]] = true end
+for i = first, #entries do
+  out[#out + 1] = entries[i][1]
+  if held[entries[i][1]] then out[#out + 1] = '' else out[#out + 1] = entries[i][2][4] end
+end
 return out
 `)
 
 /**
- * KEYS: 1 questions. Drops expired, unclaimed questions.
- * Returns { order, envelope JSON, order, envelope JSON, … } (unsorted).
+ * KEYS: 1 questions. ARGV: 1… orders of questions the gateway holds framed already. Drops
+ * expired, unclaimed questions.
+ * Returns { order, envelope JSON ('' when held), order, envelope JSON, … } (unsorted).
  */
 export const PENDING = new RedisScript(`${NOW}
 local all = redis.call('HGETALL', KEYS[1])
+local held = {}
+for i = 1, #ARGV do held[ARGV[i]] = true end
 local out = {}
 for i = 1, #all, 2 do
   local expires, claimed, order, envelope = string.match(all[i + 1], '^(%d+):(%d+):[^:]+:(%d+):(.*)$')
@@ -113,7 +122,7 @@ for i = 1, #all, 2 do
     redis.call('HDEL', KEYS[1], all[i])
   else
     out[#out + 1] = order
-    out[#out + 1] = envelope
+    if held[order] then out[#out + 1] = '' else out[#out + 1] = envelope end
   end
 end
 return out

@@ -21,8 +21,14 @@ export interface AnswerRequest {
   body: Record<string, unknown>
 }
 
-/** A question id is a string of at most 128 characters. */
-const MAX_QUESTION_ID_LENGTH = 128
+/**
+ * A question id is an identifier like a client id, and never a dot segment: it is substituted
+ * into `HITL_RESPONSE_PATH`, where `.` or `..` would move the answer to another path of `hitl`.
+ */
+function isQuestionId(value: unknown): value is string {
+  return typeof value === 'string' && IDENTIFIER_PATTERN.test(value) && value !== '.' && value !== '..'
+}
+const QUESTION_ID_RULE = '1-128 characters of [A-Za-z0-9._:-], and not . or ..'
 
 const invalid = (message: string) => new GatewayError('bad_request', message)
 
@@ -55,9 +61,7 @@ function validateQuestion(data: unknown): void {
     throw invalid('a question event needs data.question_id')
   }
   const { question_id: questionId, expires_at: expiresAt } = question
-  if (typeof questionId !== 'string' || questionId.length === 0 || questionId.length > MAX_QUESTION_ID_LENGTH) {
-    throw invalid(`a question event needs data.question_id, a string of 1-${MAX_QUESTION_ID_LENGTH} characters`)
-  }
+  if (!isQuestionId(questionId)) throw invalid(`a question event needs data.question_id: ${QUESTION_ID_RULE}`)
   if (expiresAt !== undefined && (typeof expiresAt !== 'string' || Number.isNaN(Date.parse(expiresAt)))) {
     throw invalid('data.expires_at must be an ISO-8601 date-time')
   }
@@ -68,9 +72,7 @@ function validateQuestion(data: unknown): void {
  */
 export function parseAnswer(body: Record<string, unknown>): AnswerRequest {
   const questionId = body.question_id
-  if (typeof questionId !== 'string' || questionId.length === 0 || questionId.length > MAX_QUESTION_ID_LENGTH) {
-    throw invalid(`question_id must be a string of 1-${MAX_QUESTION_ID_LENGTH} characters`)
-  }
+  if (!isQuestionId(questionId)) throw invalid(`question_id must be ${QUESTION_ID_RULE}`)
   if (!('response' in body)) throw invalid('response is missing')
   return { questionId, body }
 }

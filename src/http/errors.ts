@@ -9,6 +9,7 @@ export const ERROR_STATUS = {
   already_answered: 409,
   payload_too_large: 413,
   rate_limited: 429,
+  too_many_streams: 429,
   bad_gateway: 502,
   service_unavailable: 503,
   gateway_timeout: 504,

@@ -39,7 +39,7 @@ describe('RedisLink', () => {
     const metrics = new Metrics()
     const link = new RedisLink({ url: redis.url, logger, metrics })
     link.start()
-    await link.waitUntilUp()
+    expect(await waitFor(() => link.isUp, 10_000)).toBe(true)
     const script = new RedisScript(`return ARGV[1] .. KEYS[1]`)
     expect(await link.eval(script, ['k'], ['v'])).toBe('vk')
     await redis.cli('SCRIPT', 'FLUSH')
@@ -60,7 +60,7 @@ describe('RedisLink', () => {
     const messages: string[] = []
     await link.subscribe('gw-test:channel', (message) => messages.push(message))
     link.start()
-    await link.waitUntilUp()
+    expect(await waitFor(() => link.isUp, 10_000)).toBe(true)
     expect(reconnects).toBe(1)
     redis.pause()
     try {

@@ -5,6 +5,7 @@ import { Hub } from '../../src/events/hub'
 import { MemoryBroker } from '../../src/events/memory-broker'
 import { createLogger } from '../../src/log'
 import { Metrics } from '../../src/ops/metrics'
+import { envelopeOf } from '../helpers/sse-client'
 
 let now = 1_000_000
 const closers: (() => void)[] = []
@@ -31,8 +32,20 @@ describe('the embedded broker', () => {
     const second = createEnvelope('step', { n: 2 })
     expect(await memory.publish(['offline'], first)).toEqual({ delivered: 0, duplicate: false })
     await memory.publish(['offline'], second)
-    expect(await memory.retainedAfter('offline', first.id)).toEqual({ gap: false, events: [second] })
-    expect(await memory.retainedAfter('offline', 'gone')).toEqual({ gap: true, events: [first, second] })
+    const afterFirst = await memory.retainedAfter('offline', first.id)
+    expect({ gap: afterFirst.gap, events: afterFirst.events.map(envelopeOf) }).toEqual({ gap: false, events: [second] })
+    const afterGone = await memory.retainedAfter('offline', 'gone')
+    expect({ gap: afterGone.gap, events: afterGone.events.map(envelopeOf) }).toEqual({ gap: true, events: [first, second] })
+  })
+
+  test('every replay hands out the frame made at publish: streams share its bytes', async () => {
+    const memory = broker()
+    await memory.publish(['alice'], createEnvelope('step', { n: 1 }))
+    await memory.publish(['alice'], question('shared'))
+    const [first, second] = [await memory.retainedAfter('alice', '0'), await memory.retainedAfter('alice', '0')]
+    expect(first.events).toHaveLength(2)
+    first.events.forEach((event, i) => expect(event.frame).toBe(second.events[i]!.frame))
+    expect((await memory.pendingQuestions('alice'))[0]!.frame).toBe(first.events[1]!.frame)
   })
 
   test("a publisher's id that the client already retains is a duplicate, not a second event", async () => {
@@ -62,7 +75,7 @@ describe('the embedded broker', () => {
     await memory.publish(['alice'], question('by-date', { expires_at: new Date(now + 500).toISOString() }))
     expect((await memory.pendingQuestions('alice')).length).toBe(2)
     now += 600
-    expect((await memory.pendingQuestions('alice')).map((q) => (q.data as { question_id: string }).question_id)).toEqual(['by-ttl'])
+    expect((await memory.pendingQuestions('alice')).map((q) => envelopeOf(q).data.question_id)).toEqual(['by-ttl'])
     now += 500
     expect(await memory.claimAnswer('alice', 'by-ttl')).toBe('unknown')
   })

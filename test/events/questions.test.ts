@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
 import { type MockBackend, closedPort, startBackend } from '../helpers/backend'
 import { type RunningGateway, startGateway } from '../helpers/gateway'
-import { openStream, publish } from '../helpers/sse-client'
+import { envelopeOf, openStream, publish } from '../helpers/sse-client'
 
 let hitl: MockBackend
 let gw: RunningGateway
@@ -159,11 +159,23 @@ describe('answers', () => {
       const response = await fetch(`${broken.url}/api/v1/events/stranded/response`, { method: 'POST', body: JSON.stringify({ question_id: 'q-s', response: 1 }) })
       expect(response.status).toBe(502)
       expect((await response.json()).error).toBe('bad_gateway')
-      expect((await broken.gateway.broker.pendingQuestions('stranded')).map((q) => (q.data as { question_id: string }).question_id)).toEqual(['q-s'])
+      expect((await broken.gateway.broker.pendingQuestions('stranded')).map((q) => envelopeOf(q).data.question_id)).toEqual(['q-s'])
     } finally {
       await broken.stop()
     }
   })
+})
+
+test('a question id of . or .. is never accepted, so no answer can be forwarded outside HITL_RESPONSE_PATH', async () => {
+  const before = hitl.seen.length
+  for (const questionId of ['.', '..']) {
+    // /hitl/questions/../answer would reach /hitl/answer on the hitl service.
+    expect((await ask('dots', questionId)).status).toBe(400)
+    const response = await answer('dots', { question_id: questionId, response: 'yes' })
+    expect(response.status).toBe(400)
+    expect((await response.json()).error).toBe('bad_request')
+  }
+  expect(hitl.seen.length).toBe(before)
 })
 
 describe('bad answers get a JSON 400', () => {

@@ -8,6 +8,8 @@ import { Hub } from '../../src/events/hub'
 import { createLogger } from '../../src/log'
 import { Metrics } from '../../src/ops/metrics'
 import { type TestRedis, startRedis } from '../helpers/redis'
+import { envelopeOf } from '../helpers/sse-client'
+import { waitFor } from '../helpers/wait'
 
 let redis: TestRedis
 const closers: (() => Promise<void> | void)[] = []
@@ -34,7 +36,7 @@ async function instance(env: Record<string, string> = {}) {
     hub.stop()
     await broker.close()
   })
-  await cluster.link.waitUntilUp()
+  expect(await waitFor(() => cluster.link.isUp, 10_000)).toBe(true)
   return { hub, broker, cluster }
 }
 
@@ -62,13 +64,33 @@ describe('the Redis broker', () => {
     const { broker } = await instance({ SSE_HISTORY: '3' })
     const events = Array.from({ length: 5 }, (_, n) => createEnvelope('step', { n }))
     for (const event of events) await broker.publish(['history-1'], event)
-    expect(await broker.retainedAfter('history-1', '0')).toEqual({ gap: false, events: events.slice(2) })
-    expect(await broker.retainedAfter('history-1', events[0]!.id)).toEqual({ gap: true, events: events.slice(2) })
+    const all = await broker.retainedAfter('history-1', '0')
+    expect({ gap: all.gap, events: all.events.map(envelopeOf) }).toEqual({ gap: false, events: events.slice(2) })
+    const afterGone = await broker.retainedAfter('history-1', events[0]!.id)
+    expect({ gap: afterGone.gap, events: afterGone.events.map(envelopeOf) }).toEqual({ gap: true, events: events.slice(2) })
     const questions = [createEnvelope('question', { question_id: 'b' }), createEnvelope('question', { question_id: 'a' })]
     for (const question of questions) await broker.publish(['history-1'], question)
     await broker.publish(['history-1'], createEnvelope('question', { question_id: 'old', expires_at: new Date(Date.now() - 1000).toISOString() }))
-    expect(await broker.pendingQuestions('history-1')).toEqual(questions)
+    expect((await broker.pendingQuestions('history-1')).map(envelopeOf)).toEqual(questions)
     expect(await broker.claimAnswer('history-1', 'old')).toBe('unknown')
+  })
+
+  test('replays share frames: reads at once each get the whole history, in turn, the later ones sending only ids for what is held', async () => {
+    const { broker } = await instance()
+    const events = Array.from({ length: 4 }, (_, n) => createEnvelope('step', { n }))
+    for (const event of events) await broker.publish(['shared-1'], event)
+    await broker.publish(['shared-1'], createEnvelope('question', { question_id: 'sq' }))
+    const replays = await Promise.all(Array.from({ length: 5 }, () => broker.retainedAfter('shared-1', '0')))
+    for (const replay of replays) expect(replay.events.map(envelopeOf).map((e) => e.id)).toEqual([...events.map((e) => e.id), expect.any(String)])
+    // The very same bytes in every replay: the streams hold one copy.
+    for (const replay of replays.slice(1)) replay.events.forEach((event, i) => expect(event.frame).toBe(replays[0]!.events[i]!.frame))
+    const [first, second] = await Promise.all([broker.pendingQuestions('shared-1'), broker.pendingQuestions('shared-1')])
+    expect(first!.map(envelopeOf).map((e) => e.data.question_id)).toEqual(['sq'])
+    expect(second![0]!.frame).toBe(first![0]!.frame)
+    // What comes after a given id is still exact when some of it is held.
+    const after = await broker.retainedAfter('shared-1', events[1]!.id)
+    expect(after.events.map(envelopeOf).map((e) => e.id)).toEqual([events[2]!.id, events[3]!.id, expect.any(String)])
+    expect(after.events[0]!.frame).toBe(replays[0]!.events[2]!.frame)
   })
 
   test('after a reconnect the presence registry holds only the streams still open', async () => {

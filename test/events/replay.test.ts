@@ -1,6 +1,16 @@
 import { describe, expect, test } from 'bun:test'
+import { readFileSync } from 'node:fs'
+import net from 'node:net'
 import { type RunningGateway, startGateway } from '../helpers/gateway'
+import { startGatewayProcess } from '../helpers/gateway-process'
+import { startRedis } from '../helpers/redis'
 import { openStream, publish } from '../helpers/sse-client'
+import { waitFor } from '../helpers/wait'
+
+/** Resident set size of a process, from /proc. */
+function rssBytes(pid: number): number {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? Number.NaN) * 1024
+}
 
 async function withGateway(env: Record<string, string>, body: (gw: RunningGateway) => Promise<void>) {
   const gw = await startGateway({ RATE_LIMIT: '0', ...env })
@@ -82,4 +92,73 @@ describe('replay', () => {
       expect(gap.data.data).toEqual({ last_event_id: 'lost-1' })
       stream.close()
     }))
+})
+
+/**
+ * Replay amplification: a history of large events, asked for by many streams that never read.
+ * Each stream once framed its own copy of the whole history (about 2 MB of the gateway's memory
+ * per stream here); now every stream queues the broker's frames, and a client may hold at most
+ * SSE_MAX_STREAMS_PER_CLIENT streams on one gateway.
+ */
+describe('a replay costs memory once per retained event, not once per stream', () => {
+  const EVENTS = 100
+  const STREAMS = 32
+  const event = { event_type: 'report', data: { body: 'x'.repeat(60_000) } }
+
+  /** Opens `count` raw streams for `clientId` asking for everything retained, and never reads them. */
+  function idleReplays(port: number, clientId: string, count: number): net.Socket[] {
+    return Array.from({ length: count }, () => {
+      const socket = net.connect(port, '127.0.0.1')
+      socket.on('error', () => {})
+      socket.write(`GET /api/v1/events/${clientId} HTTP/1.1\r\nHost: gw\r\nLast-Event-ID: 0\r\n\r\n`)
+      socket.pause()
+      return socket
+    })
+  }
+
+  async function openStreamsOf(url: string): Promise<number> {
+    const text = await (await fetch(`${url}/metrics`)).text()
+    return Number(/^gateway_sse_connections (\d+)/m.exec(text)?.[1] ?? Number.NaN)
+  }
+
+  async function measure(env: Record<string, string>): Promise<{ growthBytes: number; outages: number }> {
+    const gw = await startGatewayProcess({ RATE_LIMIT: '0', LOG_LEVEL: 'warn', ...env })
+    const sockets: net.Socket[] = []
+    try {
+      for (let i = 0; i < EVENTS; i++) expect((await publish(gw.url, 'alice', event)).status).toBe(202)
+      await Bun.sleep(300)
+      const before = rssBytes(gw.pid)
+      sockets.push(...idleReplays(gw.port, 'alice', STREAMS))
+      expect(await waitFor(async () => (await openStreamsOf(gw.url)) === STREAMS, 10_000)).toBe(true)
+      // One more than SSE_MAX_STREAMS_PER_CLIENT (32 by default).
+      const refused = await fetch(`${gw.url}/api/v1/events/alice`, { headers: { 'last-event-id': '0' } })
+      expect(refused.status).toBe(429)
+      expect(((await refused.json()) as { error: string }).error).toBe('too_many_streams')
+      await Bun.sleep(1_000)
+      return { growthBytes: rssBytes(gw.pid) - before, outages: gw.logs.filter((l) => l.msg.startsWith('Redis unreachable')).length }
+    } finally {
+      for (const socket of sockets) socket.destroy()
+      await gw.kill()
+    }
+  }
+
+  // Framing per stream grew the gateway by 32 × ~2 MB (~67 MB) here; shared frames by a few MB.
+  const BOUND_BYTES = 24 * 1024 * 1024
+
+  test('embedded: 32 idle streams replaying 100 events of 60 KB grow the gateway by less than 24 MB; the 33rd gets 429', async () => {
+    const { growthBytes } = await measure({})
+    expect(growthBytes).toBeLessThan(BOUND_BYTES)
+  }, 60_000)
+
+  test('cluster mode: the same, with the history in a real Redis, and Redis not stalled by it', async () => {
+    const redis = await startRedis()
+    try {
+      const { growthBytes, outages } = await measure({ REDIS_URL: redis.url })
+      expect(growthBytes).toBeLessThan(BOUND_BYTES)
+      // Thirty-two full reads at once once kept Redis from answering the link's PING: every stream was closed.
+      expect(outages).toBe(0)
+    } finally {
+      await redis.stop()
+    }
+  }, 60_000)
 })

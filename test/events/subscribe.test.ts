@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import net from 'node:net'
-import { type RunningGateway, startGateway } from '../helpers/gateway'
+import { type RunningGateway, openStreams, startGateway } from '../helpers/gateway'
+import { waitFor } from '../helpers/wait'
 import { openStream, publish } from '../helpers/sse-client'
 
 let gw: RunningGateway
@@ -30,6 +31,17 @@ describe('subscribe', () => {
     expect(first.data.data.client_id).toBe('headers-client')
     expect(stream.events[0]).toBe(first)
     stream.close()
+  })
+
+  test('HEAD answers at once with the stream\'s headers and no body, opening no stream', async () => {
+    const response = await fetch(`${gw.url}/api/v1/events/head-client`, { method: 'HEAD', signal: AbortSignal.timeout(3_000) })
+    expect(response.status).toBe(200)
+    expect(response.headers.get('content-type')).toBe('text/event-stream')
+    expect(response.headers.get('x-request-id')).toBeTruthy()
+    expect(await response.text()).toBe('')
+    expect(gw.logs.some((l) => l.msg === 'Event stream opened' && l.client_id === 'head-client')).toBe(false)
+    // The client id is checked as for GET.
+    expect((await fetch(`${gw.url}/api/v1/events/a%20b`, { method: 'HEAD', signal: AbortSignal.timeout(3_000) })).status).toBe(400)
   })
 
   test('events carry id, event and the envelope as data', async () => {
@@ -79,7 +91,7 @@ describe('subscribe', () => {
 
 describe('cleanup', () => {
   test('1,000 connections opened and dropped leave the hub empty', async () => {
-    const before = gw.gateway.hub.size
+    const before = await openStreams(gw.gateway)
     const sockets: net.Socket[] = []
     for (let i = 0; i < 1_000; i++) {
       const socket = net.connect(gw.port, '127.0.0.1')
@@ -87,11 +99,11 @@ describe('cleanup', () => {
       socket.write(`GET /api/v1/events/drop-${i % 100} HTTP/1.1\r\nHost: gw\r\n\r\n`)
       sockets.push(socket)
     }
-    for (let i = 0; i < 200 && gw.gateway.hub.size < before + 1_000; i++) await Bun.sleep(25)
-    expect(gw.gateway.hub.size).toBe(before + 1_000)
+    await waitFor(async () => (await openStreams(gw.gateway)) >= before + 1_000, 5_000)
+    expect(await openStreams(gw.gateway)).toBe(before + 1_000)
     for (const socket of sockets) socket.destroy()
-    for (let i = 0; i < 200 && gw.gateway.hub.size > before; i++) await Bun.sleep(25)
-    expect(gw.gateway.hub.size).toBe(before)
+    await waitFor(async () => (await openStreams(gw.gateway)) <= before, 5_000)
+    expect(await openStreams(gw.gateway)).toBe(before)
     expect(gw.gateway.hub.connectedClientIds().filter((id) => id.startsWith('drop-'))).toEqual([])
     const metrics = await (await fetch(`${gw.url}/metrics`)).text()
     expect(metrics).toContain(`gateway_sse_connections ${before}`)
@@ -104,15 +116,15 @@ describe('cleanup', () => {
       socket.on('error', () => {})
       socket.write('GET /api/v1/events/slowpoke HTTP/1.1\r\nHost: gw\r\n\r\n')
       socket.pause() // never reads: the kernel buffers fill, then the gateway's queue
-      for (let i = 0; i < 100 && slow.gateway.hub.size === 0; i++) await Bun.sleep(10)
+      await waitFor(async () => (await openStreams(slow.gateway)) > 0)
       const payload = 'x'.repeat(60_000)
       let published = 0
-      while (slow.gateway.hub.size > 0 && published < 2_000) {
+      while ((await openStreams(slow.gateway)) > 0 && published < 2_000) {
         const response = await publish(slow.url, 'slowpoke', { event_type: 'bulk', data: { payload } })
         expect(response.status).toBe(202)
         published++
       }
-      expect(slow.gateway.hub.size).toBe(0)
+      expect(await openStreams(slow.gateway)).toBe(0)
       expect(published).toBeLessThan(2_000)
       const metrics = await (await fetch(`${slow.url}/metrics`)).text()
       expect(metrics).toContain('gateway_sse_slow_disconnects_total 1')
@@ -129,26 +141,46 @@ describe('cleanup', () => {
     await stream.waitFor((e) => e.event === 'connection.established')
     await closing.stop()
     await stream.ended
-    expect(closing.gateway.hub.size).toBe(0)
+    expect(await openStreams(closing.gateway)).toBe(0)
     expect(closing.logs.find((l) => l.msg === 'Event stream closed')).toMatchObject({ reason: 'shutdown' })
   })
 })
 
 describe('a client with several streams', () => {
+  test('at most SSE_MAX_STREAMS_PER_CLIENT per client: one more gets 429 too_many_streams; other clients are not affected; a closed one frees a place', async () => {
+    const capped = await startGateway({ RATE_LIMIT: '0', SSE_MAX_STREAMS_PER_CLIENT: '3' })
+    try {
+      const streams = await Promise.all([1, 2, 3].map(() => openStream(`${capped.url}/api/v1/events/greedy`)))
+      await Promise.all(streams.map((s) => s.waitFor((e) => e.event === 'connection.established')))
+      const refused = await fetch(`${capped.url}/api/v1/events/greedy`)
+      expect(refused.status).toBe(429)
+      expect(await refused.json()).toMatchObject({ error: 'too_many_streams', request_id: expect.any(String) })
+      const other = await openStream(`${capped.url}/api/v1/events/modest`)
+      await other.waitFor((e) => e.event === 'connection.established')
+      streams[0]!.close()
+      await waitFor(async () => (await openStreams(capped.gateway)) === 3)
+      const again = await openStream(`${capped.url}/api/v1/events/greedy`)
+      expect(again.response.status).toBe(200)
+      for (const stream of [...streams.slice(1), other, again]) stream.close()
+    } finally {
+      await capped.stop()
+    }
+  })
+
   test('closing one keeps the others; closing the last frees the client', async () => {
     const gw2 = await startGateway({ RATE_LIMIT: '0' })
     try {
       const first = await openStream(`${gw2.url}/api/v1/events/two`)
       const second = await openStream(`${gw2.url}/api/v1/events/two`)
       await Promise.all([first, second].map((s) => s.waitFor((e) => e.event === 'connection.established')))
-      expect(gw2.gateway.hub.size).toBe(2)
+      expect(await openStreams(gw2.gateway)).toBe(2)
       first.close()
-      for (let i = 0; i < 100 && gw2.gateway.hub.size > 1; i++) await Bun.sleep(10)
+      await waitFor(async () => (await openStreams(gw2.gateway)) <= 1)
       const { body } = await publish(gw2.url, 'two', { event_type: 'after', data: {} })
       expect(body.delivered).toBe(1)
       expect((await second.waitFor((e) => e.event === 'after')).id).toBe(body.id)
       second.close()
-      for (let i = 0; i < 100 && gw2.gateway.hub.size > 0; i++) await Bun.sleep(10)
+      await waitFor(async () => (await openStreams(gw2.gateway)) === 0)
       expect(gw2.gateway.hub.connectedClientIds()).toEqual([])
     } finally {
       await gw2.stop()

@@ -13,6 +13,8 @@ export interface GatewayProcess {
   port: number
   /** Every JSON line logged so far, across restarts. */
   logs: LogLine[]
+  /** The running process's id (its RSS is read from /proc). */
+  readonly pid: number
   /** Kills the process at once (a crash), or with SIGTERM (a deploy). */
   kill(signal?: 'SIGKILL' | 'SIGTERM'): Promise<void>
   /** Starts it again on the same port, with the same settings. */
@@ -51,6 +53,9 @@ export async function startGatewayProcess(env: Record<string, string>, { waitFor
     url,
     port,
     logs,
+    get pid() {
+      return child!.pid
+    },
     async kill(signal = 'SIGKILL') {
       if (child === undefined) return
       child.kill(signal)

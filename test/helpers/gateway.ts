@@ -48,3 +48,13 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Ru
     },
   }
 }
+
+/** Event streams open on `gateway`, as its `gateway_sse_connections` gauge reports them. */
+export async function openStreams(gateway: Gateway): Promise<number> {
+  return (await gateway.metrics.sseConnections.get()).values[0]?.value ?? 0
+}
+
+/** WebSocket sessions open on `gateway`, as its `gateway_websocket_sessions` gauge reports them. */
+export async function openWebSocketSessions(gateway: Gateway): Promise<number> {
+  return (await gateway.metrics.websocketSessions.get()).values[0]?.value ?? 0
+}

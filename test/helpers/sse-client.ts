@@ -81,3 +81,14 @@ export async function publish(gatewayUrl: string, clientId: string | null, body:
   const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
   return { status: response.status, headers: response.headers, body: (await response.json()) as any }
 }
+
+/**
+ * The envelope a broker's framed event carries (its `data:` line), to compare with what was published.
+ * @example expect((await broker.retainedAfter('alice', '0')).events.map(envelopeOf)).toEqual([published])
+ */
+export function envelopeOf(event: { frame: Uint8Array }): ReceivedEvent['data'] {
+  const text = new TextDecoder().decode(event.frame)
+  const data = /^data: (.*)$/m.exec(text)
+  if (data === null) throw new Error(`not an event frame: ${JSON.stringify(text)}`)
+  return JSON.parse(data[1]!)
+}

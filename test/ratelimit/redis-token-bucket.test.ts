@@ -6,6 +6,7 @@ import { Metrics } from '../../src/ops/metrics'
 import { RedisTokenBucketLimiter } from '../../src/ratelimit/redis-token-bucket'
 import { TokenBucketLimiter } from '../../src/ratelimit/token-bucket'
 import { type TestRedis, startRedis } from '../helpers/redis'
+import { waitFor } from '../helpers/wait'
 
 let redis: TestRedis
 beforeAll(async () => {
@@ -18,7 +19,7 @@ afterAll(async () => {
 async function limiter(prefix: string) {
   const link = new RedisLink({ url: redis.url, logger: createLogger('silent'), metrics: new Metrics(), checkIntervalMs: 100 })
   link.start()
-  await link.waitUntilUp()
+  expect(await waitFor(() => link.isUp, 10_000)).toBe(true)
   const fallback = new TokenBucketLimiter({ capacity: 3, perMinute: 1 })
   return { link, fallback, shared: new RedisTokenBucketLimiter({ link, prefix, capacity: 3, perMinute: 1, fallback }) }
 }
