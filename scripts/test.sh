@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs Bun, the dependencies and the system packages
-# the tests use (chromium for the browser test, redis-server for cluster mode) when missing, builds the binary, typechecks, then
-# runs `bun test`.
+# the tests use (chromium for the browser test, redis-server for cluster mode, systemd for the
+# unit check) when missing, builds the binary, typechecks, then runs `bun test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,8 @@ bun install --frozen-lockfile
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || missing+=(redis-server)
+# systemd-analyze verifies the deploy unit (test/deploy.test.ts).
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]} with apt-get" >&2
   apt-get update -qq
