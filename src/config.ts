@@ -120,31 +120,42 @@ function invalid(variable: string, value: string, allowed: string): ConfigError 
   return new ConfigError(`invalid ${variable}=${JSON.stringify(withoutCredentials(value))}: expected ${allowed}`)
 }
 
-/** Where a URL's user and password begin: right after its scheme. */
-const SCHEME = /[A-Za-z][A-Za-z0-9+.-]*:\/\//g
+/** Where a URL begins: at the start of a value, or after a comma or a space (a list of them). */
+const URL_START = /(^|[\s,])([A-Za-z][A-Za-z0-9+.-]*:\/\/)/g
 
 /**
  * A setting's value (or any text holding URLs) as it may be printed: the `user:password@` of
- * every URL in it masked. Each URL's credentials are masked up to the last `@` before the next
- * URL, since a password may hold `/`, `,` or `@`; text with an `@` but no scheme
- * (`admin:pw@host`) is masked the same way. Over-masking a path with an `@` is the price.
+ * every URL in it masked. Each URL's credentials are masked up to its last `@`, since a
+ * password may hold `/`, `@` or even `://`; a URL with no `@` but a port that is no number
+ * (`redis://default:s3cret`, the host forgotten) has that "port" masked; text with an `@` but
+ * no scheme (`admin:pw@host`) is masked up to the `@`. Over-masking a path with an `@` is the
+ * price.
  * @example withoutCredentials('redis://:pa/ss@h:6379') // 'redis://***@h:6379'
  * @example withoutCredentials('http://a:8080,http://admin:s3cret@b:8080') // 'http://a:8080,http://***@b:8080'
  */
 export function withoutCredentials(value: string): string {
-  if (!value.includes('@')) return value
   let masked = ''
   let cursor = 0
-  for (const scheme of value.matchAll(SCHEME)) {
-    masked += maskedUserinfo(value.slice(cursor, scheme.index)) + scheme[0]
-    cursor = scheme.index + scheme[0].length
+  let inUrl = false
+  for (const start of value.matchAll(URL_START)) {
+    const schemeAt = start.index + start[1]!.length
+    masked += maskedPart(value.slice(cursor, schemeAt), inUrl) + start[2]
+    cursor = schemeAt + start[2]!.length
+    inUrl = true
   }
-  return masked + maskedUserinfo(value.slice(cursor))
+  return masked + maskedPart(value.slice(cursor), inUrl)
 }
 
-function maskedUserinfo(part: string): string {
+/** One URL after its `scheme://` (`inUrl`), or text before any URL. */
+function maskedPart(part: string, inUrl: boolean): string {
   const at = part.lastIndexOf('@')
-  return at === -1 ? part : `***${part.slice(at)}`
+  if (at !== -1) return `***${part.slice(at)}`
+  if (!inUrl) return part
+  const authorityEnd = part.search(/[/?#\s,]|$/)
+  const colon = part.lastIndexOf(':', authorityEnd)
+  // A bracketed IPv6 host or a numeric port is no secret.
+  if (colon === -1 || part.startsWith('[') || /^\d*$/.test(part.slice(colon + 1, authorityEnd))) return part
+  return `${part.slice(0, colon + 1)}***${part.slice(authorityEnd)}`
 }
 
 /** A whole number in `[min, max]`. */

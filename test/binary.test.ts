@@ -129,6 +129,7 @@ describe("the compiled binary never prints a URL's credentials", () => {
     ['EVENTS_URL', `http://admin:${SECRET}@127.0.0.1:9000`],
     ['REDIS_URL', `redis://:s3/${SECRET}@127.0.0.1:6379/x`],
     ['REDIS_URL', `redis://user:s3,${SECRET}@127.0.0.1:6379/db`],
+    ['REDIS_URL', `redis://admin:${SECRET}://@127.0.0.1:6379/x`],
     ['AUTH_JWKS_URL', `ftp://user:${SECRET}@127.0.0.1/jwks`],
   ]
   for (const [variable, value] of badSettings) {
@@ -141,6 +142,13 @@ describe("the compiled binary never prints a URL's credentials", () => {
       expect(output).not.toContain(SECRET)
     })
   }
+
+  test('a URL whose host was forgotten, so that the password reads as its port, is masked too', () => {
+    const { exitCode, output } = run({ REDIS_URL: `redis://default:${SECRET}` })
+    expect(exitCode).toBe(1)
+    expect(output).toContain('redis://default:***')
+    expect(output).not.toContain(SECRET)
+  })
 
   test('--check with a Redis and a JWKS URL that carry passwords masks them, reachable or not', async () => {
     const closed = await closedPort()

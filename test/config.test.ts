@@ -193,7 +193,13 @@ describe('bad settings stop the start', () => {
       ['http://a:1,http://admin:s3cret@b:2/x', 'http://a:1,http://***@b:2/x'],
       ['http://admin:pa,ss@b:2', 'http://***@b:2'],
       ['admin:s3cret@h:8080', '***@h:8080'],
+      ['redis://admin:s3cr3t://@host:6379', 'redis://***@host:6379'],
+      ['redis://default:s3cret', 'redis://default:***'],
+      ['redis://default:s3cret/0', 'redis://default:***/0'],
       ['http://h:9000/base', 'http://h:9000/base'],
+      ['http://[::1]:8080/x,https://h', 'http://[::1]:8080/x,https://h'],
+      ['localhost:8080', 'localhost:8080'],
+      ['cannot fetch (Unable to connect: http://u:pw@h/jwks)', 'cannot fetch (Unable to connect: http://***@h/jwks)'],
     ]
     for (const [value, masked] of cases) expect([value, withoutCredentials(value)]).toEqual([value, masked])
   })

@@ -9,9 +9,7 @@
  * - the start never waits for Redis: connecting happens in the background;
  * - a check every second (a PING on both connections) notices a dropped, hung or silently
  *   half-open connection (Bun's `onclose` does not always fire) and, while down, tries again, so
- *   the link is back within seconds of Redis; a PING that waits behind large replies still
- *   arriving is a busy link, not a dead one (else a burst of big replays would close every
- *   stream, whose clients reconnect and replay again);
+ *   the link is back within seconds of Redis;
  * - after a reconnect both clients are new: the subscriptions are made afresh on a fresh client,
  *   never re-made on an old one (which can deliver every message twice);
  * - the outage is logged once when it starts and once when it ends, never per request.
@@ -66,8 +64,6 @@ export class RedisLink {
   private checking: Promise<void> | null = null
   private checker: Timer | undefined
   private closed = false
-  /** `performance.now()` of the last reply or message from Redis, on either connection. */
-  private lastProgressAt = 0
   private readonly commandTimeoutMs: number
   private readonly checkIntervalMs: number
 
@@ -89,6 +85,15 @@ export class RedisLink {
     return this.state === 'up'
   }
 
+  /** Resolves once the link is up (tests and benchmarks; the gateway itself never waits). */
+  async waitUntilUp(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (!this.isUp) {
+      if (Date.now() > deadline) throw new RedisUnavailable('Redis did not become reachable in time')
+      await Bun.sleep(20)
+    }
+  }
+
   /** Called after every reconnect, once the subscriptions are in place again. */
   onReconnect(listener: () => void): void {
     this.reconnectListeners.push(listener)
@@ -97,7 +102,7 @@ export class RedisLink {
   /** Listens to `channel` from now on, across reconnects. */
   async subscribe(channel: string, listener: MessageListener): Promise<void> {
     this.subscriptions.set(channel, listener)
-    if (this.isUp && this.subscriber !== null) await this.subscriber.subscribe(channel, this.listening(listener))
+    if (this.isUp && this.subscriber !== null) await this.subscriber.subscribe(channel, listener)
   }
 
   /**
@@ -111,19 +116,10 @@ export class RedisLink {
     const started = performance.now()
     try {
       const reply = await withDeadline(client.send(command, args), timeoutMs)
-      this.lastProgressAt = performance.now()
-      this.options.metrics.redisCommandDuration.observe((this.lastProgressAt - started) / 1000)
+      this.options.metrics.redisCommandDuration.observe((performance.now() - started) / 1000)
       return reply
     } catch (error) {
       throw this.failed(error, client, timeoutMs)
-    }
-  }
-
-  /** `listener`, noting each message as a sign of life of the link. */
-  private listening(listener: MessageListener): MessageListener {
-    return (message) => {
-      this.lastProgressAt = performance.now()
-      listener(message)
     }
   }
 
@@ -183,14 +179,10 @@ export class RedisLink {
     const commands = this.commands!
     const subscriber = this.subscriber!
     if (!commands.connected || !subscriber.connected) return this.goDown(commands, 'connection closed')
-    const started = performance.now()
     try {
       await withDeadline(Promise.all([commands.ping(), subscriber.ping()]), this.commandTimeoutMs)
     } catch (error) {
-      if (!(error instanceof CommandTimeout)) return this.goDown(commands, (error as Error).message)
-      // Replies kept arriving while the PING waited behind them: busy, alive; the next check looks again.
-      if (this.lastProgressAt > started) return
-      this.goDown(commands, `no answer to PING within ${this.commandTimeoutMs} ms`)
+      this.goDown(commands, error instanceof CommandTimeout ? `no answer to PING within ${this.commandTimeoutMs} ms` : (error as Error).message)
     }
   }
 
@@ -227,7 +219,7 @@ export class RedisLink {
       await withDeadline(
         (async () => {
           await Promise.all([commands.connect(), subscriber.connect()])
-          for (const [channel, listener] of this.subscriptions) await subscriber.subscribe(channel, this.listening(listener))
+          for (const [channel, listener] of this.subscriptions) await subscriber.subscribe(channel, listener)
         })(),
         this.commandTimeoutMs * 3,
       )

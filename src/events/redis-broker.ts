@@ -54,8 +54,12 @@ export class RedisBroker implements Broker {
     this.channel = `${options.prefix}events`
     void options.link.subscribe(this.channel, (message) => this.relay(message))
     // Whatever was published while this instance could not hear it is in the history: the
-    // clients reconnect and replay it.
-    options.link.onReconnect(() => options.hub.closeAll('resync'))
+    // clients reconnect and replay it, from a Redis that may not be the one the frames came from.
+    options.link.onReconnect(() => {
+      this.historyFrames.clear()
+      this.questionFrames.clear()
+      options.hub.closeAll('resync')
+    })
   }
 
   async publish(target: PublishTarget, envelope: EventEnvelope, publisherId = false): Promise<PublishOutcome> {
@@ -144,23 +148,10 @@ export class RedisBroker implements Broker {
    * Reads `[place, json, place, json, …]` naming the places held framed here, and frames what
    * came. A held frame collected while the read was under way is read again, whole.
    */
-  private async readFramed(
-    frames: SharedFrames,
-    clientId: string,
-    read: (held: string[]) => Promise<{ gap: boolean; flat: string[] }>,
-  ): Promise<{ gap: boolean; events: (FramedEvent & { place: string })[] }> {
-    for (const held of [frames.held(clientId), []]) {
-      const { gap, flat } = await read(held)
-      const events: (FramedEvent & { place: string })[] = []
-      for (let i = 0; i < flat.length; i += 2) {
-        const place = flat[i]!
-        const framed = frames.framed(clientId, place, flat[i + 1]!)
-        if (framed === undefined) break
-        events.push({ ...framed, place })
-      }
-      if (events.length * 2 === flat.length) return { gap, events }
-    }
-    throw new Error('stored events could not be read whole')
+  private async readFramed(frames: SharedFrames, clientId: string, read: (held: string[]) => Promise<StoredRead>): Promise<FramedRead> {
+    const framed = framedFrom(frames, clientId, await read(frames.held(clientId)))
+    // Nothing named held: every envelope comes, and every place frames.
+    return framed ?? framedFrom(frames, clientId, await read([]))!
   }
 
   async claimAnswer(clientId: string, questionId: string): Promise<AnswerClaim> {
@@ -244,3 +235,26 @@ export class RedisBroker implements Broker {
 }
 
 const claimKey = (clientId: string, questionId: string) => `${clientId}\n${questionId}`
+
+/** What a read of stored events returns: the replay's gap flag, and `[place, json, …]`. */
+interface StoredRead {
+  gap: boolean
+  flat: string[]
+}
+
+interface FramedRead {
+  gap: boolean
+  events: (FramedEvent & { place: string })[]
+}
+
+/** The events of a read, framed; undefined when a held one was collected before it came. */
+function framedFrom(frames: SharedFrames, clientId: string, { gap, flat }: StoredRead): FramedRead | undefined {
+  const events: (FramedEvent & { place: string })[] = []
+  for (let i = 0; i < flat.length; i += 2) {
+    const place = flat[i]!
+    const framed = frames.framed(clientId, place, flat[i + 1]!)
+    if (framed === undefined) return undefined
+    events.push({ ...framed, place })
+  }
+  return { gap, events }
+}

@@ -28,6 +28,14 @@ export class SharedFrames {
     if (places.size === 0) this.byClient.delete(clientId)
   })
 
+  /**
+   * Forgets every place. A place is unique only while Redis keeps its data and its clock: after
+   * a reconnect (a restart, a failover) a place may name another event.
+   */
+  clear(): void {
+    this.byClient.clear()
+  }
+
   /** The places of `clientId` whose frames some stream still holds: Redis need not send them. */
   held(clientId: string): string[] {
     const places = this.byClient.get(clientId)

@@ -41,18 +41,10 @@ export class TrustedProxies {
   }
 
   /**
-   * The client's address for a request that arrived from `peer` carrying `forwardedFor`.
-   * @example trusted('10.0.0.1').clientIp('10.0.0.1', '203.0.113.9, 10.0.0.2') // '203.0.113.9' when 10.0.0.2 is trusted too
-   */
-  clientIp(peer: string, forwardedFor: string | null): string {
-    const peerAddress = canonicalIp(peer)
-    return this.contains(peerAddress) ? this.clientBehind(peerAddress, forwardedFor) : peerAddress
-  }
-
-  /**
-   * The client behind `peer`, a proxy already known to be trusted: the right-most address of
-   * `forwardedFor` that is not itself trusted.
+   * The client behind `peer`, a proxy already known to be trusted (`contains`): the right-most
+   * address of `forwardedFor` that is not itself trusted.
    * @param peer canonical spelling (`canonicalIp`).
+   * @example trusted('10.0.0.0/8').clientBehind('10.0.0.1', '203.0.113.9, 10.0.0.2') // '203.0.113.9'
    */
   clientBehind(peer: string, forwardedFor: string | null): string {
     if (!forwardedFor) return peer

@@ -1,5 +1,6 @@
 /** The Redis link on its own: never waits for a Redis that is not there, and notices one that hangs. */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import net from 'node:net'
 import { RedisLink, RedisScript, RedisTimeout, RedisUnavailable } from '../../src/cluster/redis-link'
 import { createLogger } from '../../src/log'
 import { Metrics } from '../../src/ops/metrics'
@@ -87,4 +88,40 @@ describe('RedisLink', () => {
     expect(messages).toEqual(['after'])
     link.close()
   })
+
+  test('a connection that goes silent is noticed even while commands keep flowing on the other', async () => {
+    // A relay that can freeze only the subscriber's connection (the one that said SUBSCRIBE).
+    let frozen = false
+    const relay = net.createServer((client) => {
+      const upstream = net.connect(redis.port, '127.0.0.1')
+      let subscriber = false
+      client.on('data', (data) => {
+        if (data.toString('latin1').toUpperCase().includes('SUBSCRIBE')) subscriber = true
+        if (!(subscriber && frozen)) upstream.write(data)
+      })
+      upstream.on('data', (data) => {
+        if (!(subscriber && frozen)) client.write(data)
+      })
+      for (const socket of [client, upstream]) socket.on('error', () => {})
+      client.on('close', () => upstream.destroy())
+    })
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve))
+    const link = new RedisLink({ url: `redis://127.0.0.1:${(relay.address() as net.AddressInfo).port}`, logger, metrics: new Metrics() })
+    try {
+      await link.subscribe('gw-test:frozen', () => {})
+      link.start()
+      expect(await waitFor(() => link.isUp, 10_000)).toBe(true)
+      // Silent: the subscriber's connection hangs while commands keep flowing on the other.
+      frozen = true
+      const traffic = setInterval(() => void link.send('PING', []).catch(() => {}), 50)
+      try {
+        expect(await waitFor(() => !link.isUp, 5_000)).toBe(true)
+      } finally {
+        clearInterval(traffic)
+      }
+    } finally {
+      link.close()
+      relay.close()
+    }
+  }, 30_000)
 })

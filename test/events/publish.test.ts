@@ -120,7 +120,8 @@ describe('who may publish', () => {
         expect(refused.body.error).toBe('forbidden')
       }
       // Not trusted, but forwarding for a client elsewhere (a proxy on this host that is not in TRUST_PROXY).
-      for (const headers of [{ 'x-forwarded-for': '203.0.113.5' }, { forwarded: 'for=203.0.113.5' }] as Record<string, string>[]) {
+      // X-Real-IP too: a local nginx often sets only that one.
+      for (const headers of [{ 'x-forwarded-for': '203.0.113.5' }, { forwarded: 'for=203.0.113.5' }, { 'x-real-ip': '203.0.113.5' }] as Record<string, string>[]) {
         const refused = await publish(gw.url, 'someone', { event_type: 'x', data: {} }, headers)
         expect(refused.status).toBe(403)
         expect(refused.body.message).toContain('PUBLISH_TOKEN')

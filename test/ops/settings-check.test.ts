@@ -47,11 +47,17 @@ test('--check with everything reachable: the effective settings (no secrets), ev
     TLS_CERT_FILE: certificate.certFile,
     TLS_KEY_FILE: certificate.keyFile,
     PUBLISH_TOKEN: 'never-printed-token',
+    CIRCUIT_STATUSES: '502,503',
+    SSE_MAX_STREAMS_PER_CLIENT: '7',
   })
   const withSecrets = await run(['--check'], { ...servicesUp, PORT: String(port), REDIS_URL: redis.url.replace('redis://', 'redis://user:never-printed-password@'), AUTH_JWT_SECRET: 'never-printed-secret-of-32-bytes!!' })
   for (const secret of ['never-printed-password', 'never-printed-secret']) expect(withSecrets.stdout + withSecrets.stderr).not.toContain(secret)
   expect(result.exitCode).toBe(0)
   expect(result.stdout).toContain(`"listen": "https://0.0.0.0:${port}"`)
+  expect(JSON.parse(result.stdout.slice(result.stdout.indexOf('{'), result.stdout.indexOf('\n}\n') + 2))).toMatchObject({
+    upstream: { circuit_statuses: [502, 503] },
+    events: { max_streams_per_client: 7 },
+  })
   for (const what of ['service runner', 'REDIS_URL: answers PING', 'TLS_CERT_FILE / TLS_KEY_FILE', 'AUTH_JWKS_URL: 1 keys']) expect(result.stdout).toContain(what)
   expect(result.stdout).toContain('all 8 checks passed')
   expect(result.stdout).not.toContain('never-printed-token')
