@@ -10,7 +10,7 @@
 import { $ } from 'bun'
 import { createHash } from 'node:crypto'
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { VERSION } from '../src/version'
+import { VERSION } from '../src/ops/version'
 
 const ROOT = new URL('..', import.meta.url).pathname
 const DIST = process.argv.includes('--out') ? process.argv[process.argv.indexOf('--out') + 1]! : `${ROOT}dist`

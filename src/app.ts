@@ -1,45 +1,49 @@
 /**
- * Composition of the gateway: the parts, the request pipeline over them, and the Elysia app
- * that hosts the gateway's own routes. Nothing else lives here.
+ * Composition of the gateway: the parts, the policy table, the request pipeline over them, and
+ * the listener. Nothing else lives here.
  */
-import { Elysia } from 'elysia'
 import type { Server } from 'bun'
 import { Authenticator } from './auth/authenticator'
+import { PublisherAuth } from './auth/publisher-auth'
 import { type Cluster, joinCluster } from './cluster/cluster'
-import { WorkerLink } from './cluster/worker'
-import type { Config } from './config'
+import { type PolicySet, type RateLimitPolicy, describeService, policiesOfEnvironment } from './config/policies'
+import type { Config } from './config/settings'
+import { loadTls } from './config/tls'
 import type { Broker } from './events/broker'
 import { createBroker } from './events/create-broker'
 import { Hub } from './events/hub'
-import { eventsRoutes } from './events/plugin'
-import { PublisherAuth } from './events/publisher-auth'
+import { eventsHandlers } from './events/routes'
 import { CorsPolicy } from './http/cors'
-import { GatewayError } from './http/errors'
-import { loadTls } from './http/tls'
-import type { Logger } from './log'
+import type { Logger } from './ops/log'
 import { Lifecycle } from './ops/lifecycle'
 import { Metrics } from './ops/metrics'
-import { opsRoutes } from './ops/plugin'
+import { opsHandlers } from './ops/routes'
 import { AccessLog } from './pipeline/access-log'
-import { WebSocketBridge } from './proxy/websocket'
-import { contextOf } from './pipeline/context'
 import { Pipeline } from './pipeline/pipeline'
-import { failureResponse } from './pipeline/respond'
-import { RedisTokenBucketLimiter } from './ratelimit/redis-token-bucket'
-import { type RateLimiter, TokenBucketLimiter } from './ratelimit/token-bucket'
+import { WebSocketBridge } from './proxy/websocket'
+import { Limiters } from './ratelimit/limiters'
+import { type PolicyTable, buildPolicyTable } from './request/policy-table'
 import { Upstreams } from './upstream/upstream'
-import { VERSION } from './version'
+import { VERSION } from './ops/version'
+import { WorkerLink } from './workers/worker'
 
-/** Idle keep-alive client connections close after this long (Elysia's own default). */
+/** Idle keep-alive client connections close after this long (Elysia's default, kept). */
 const CLIENT_IDLE_TIMEOUT_SECONDS = 30
-/** How often rate-limit buckets that refilled to full are forgotten. */
-const LIMITER_SWEEP_INTERVAL_MS = 60_000
 
 export interface GatewayOptions {
   config: Config
   logger: Logger
+  /** The policies to start with (README, "Policies"); absent: the environment's alone. */
+  policies?: PolicySet
   /** This process is worker `workerId` of a supervisor (README, "Workers"); absent for a single process. */
   workerId?: number
+}
+
+/** What a reload changed, by service name (README, "Policies", reload). */
+export interface PolicyChanges {
+  added: string[]
+  removed: string[]
+  changed: string[]
 }
 
 export interface Gateway {
@@ -49,6 +53,13 @@ export interface Gateway {
   cluster: Cluster | null
   lifecycle: Lifecycle
   metrics: Metrics
+  /** The policies requests get from now on. */
+  readonly policies: PolicySet
+  /**
+   * Swaps in a new policy set, whole: requests that start from now on see only it, requests in
+   * flight finish under the old one, and nothing open is closed.
+   */
+  applyPolicies(policies: PolicySet): PolicyChanges
   /** Answers one request as the server does (tests call it for requests the listener would no longer take). */
   handle(request: Request, server?: Server<unknown>): Promise<Response | undefined>
   /** Proxied WebSocket sessions. */
@@ -65,7 +76,7 @@ export interface Gateway {
  * @example const gateway = createGateway({ config, logger }); gateway.listen()
  * @throws ConfigError when the TLS files cannot serve (README, "TLS").
  */
-export function createGateway({ config, logger, workerId }: GatewayOptions): Gateway {
+export function createGateway({ config, logger, workerId, policies = policiesOfEnvironment(config) }: GatewayOptions): Gateway {
   const tls = config.tls === null ? undefined : loadTls(config.tls)
   const metrics = new Metrics()
   const worker = workerId === undefined ? null : new WorkerLink(workerId, metrics)
@@ -73,32 +84,26 @@ export function createGateway({ config, logger, workerId }: GatewayOptions): Gat
   const cluster = joinCluster(config, hub, logger, metrics)
   const broker = createBroker(config, hub, metrics, logger, cluster)
   const upstreams = new Upstreams(config, metrics, logger)
+  // Local buckets always exist: alone they are the limiter; in cluster mode they decide while Redis cannot.
+  const limiters = new Limiters(cluster === null ? null : { link: cluster.link, prefix: cluster.prefix })
   const lifecycle = new Lifecycle()
   // Streams close at once on shutdown, so their clients reconnect to another instance and replay.
   lifecycle.onShutdown(() => hub.closeAll('shutdown'))
-  // Local buckets always exist: alone they are the limiter; in cluster mode they decide while Redis cannot.
-  const localLimiter = config.rateLimit > 0 ? new TokenBucketLimiter({ capacity: config.rateLimitBurst, perMinute: config.rateLimit }) : null
-  const limiterSweeper = localLimiter === null ? undefined : setInterval(() => localLimiter.sweep(), LIMITER_SWEEP_INTERVAL_MS).unref()
-  const limiter: RateLimiter | null =
-    localLimiter !== null && cluster !== null
-      ? new RedisTokenBucketLimiter({ link: cluster.link, prefix: cluster.prefix, capacity: config.rateLimitBurst, perMinute: config.rateLimit, fallback: localLimiter })
-      : localLimiter
 
-  // The gateway's own routes, on requests the pipeline has identified, limited and authenticated.
-  // standardHostname: false — Elysia otherwise looks for the path after character 11 of the URL and
-  // mis-routes requests whose Host is shorter than four characters (`Host: gw`).
-  // strictPath: true — Elysia must route exactly the path the pipeline classified: loosely, it would
-  // hand `POST /api/v1/events/alice/` to the publish route after the pipeline saw no publish.
+  let table: PolicyTable = tableOf(policies, upstreams, limiters)
   const cors = new CorsPolicy(config.corsOrigins)
   const authenticator = Authenticator.create(config.auth, cors, logger, metrics)
   const websockets = new WebSocketBridge(metrics, logger, cors)
   // Sessions close at once with 1001 on both sides, like event streams.
   lifecycle.onShutdown(() => websockets.closeAll())
-  const app = new Elysia({ strictPath: true, handler: { standardHostname: false } })
-    // Registered before the routes: Elysia applies a hook only to routes added after it.
-    .onError({ as: 'global' }, ({ request, code, error }) => routeFailure(request, code, error, logger))
-    .use(
-      opsRoutes({
+  const pipeline = new Pipeline({
+    config,
+    cors,
+    publisherAuth: new PublisherAuth(config.events.publishToken),
+    authenticator,
+    table: () => table,
+    handlers: {
+      ...opsHandlers({
         version: VERSION,
         lifecycle,
         // A worker's /metrics reports every worker, summed by the supervisor.
@@ -106,20 +111,12 @@ export function createGateway({ config, logger, workerId }: GatewayOptions): Gat
         redis: cluster === null ? null : () => cluster.link.isUp,
         workerId: worker?.id ?? null,
       }),
-    )
-    .use(eventsRoutes({ config: config.events, broker, hub, hitl: upstreams.get('hitl')!, logger, metrics, cors, authenticator }))
-  const pipeline = new Pipeline({
-    config,
-    cors,
-    limiter,
-    publisherAuth: new PublisherAuth(config.events.publishToken),
-    authenticator,
-    upstreams,
+      ...eventsHandlers({ config: config.events, broker, hub, hitl: () => table.services.get('hitl')!.upstream, logger, metrics, cors }),
+    },
     websockets,
     metrics,
     accessLog: new AccessLog(logger),
     logger,
-    app: (request) => app.handle(request),
   })
 
   let server: Server<unknown> | undefined
@@ -131,6 +128,14 @@ export function createGateway({ config, logger, workerId }: GatewayOptions): Gat
     metrics,
     websockets,
     worker,
+    get policies() {
+      return table.policies
+    },
+    applyPolicies(next) {
+      const changes = changesBetween(table.policies, next)
+      table = tableOf(next, upstreams, limiters)
+      return changes
+    },
     handle: (request, via = server) => pipeline.handle(request, via),
     listen(port = config.port) {
       server = Bun.serve({
@@ -141,7 +146,7 @@ export function createGateway({ config, logger, workerId }: GatewayOptions): Gat
         // Workers share the port; the kernel spreads new connections over them (Linux).
         reusePort: worker !== null,
         idleTimeout: CLIENT_IDLE_TIMEOUT_SECONDS,
-        // Bodies are bounded by MAX_BODY_BYTES in the pipeline, with a JSON 413; Bun's own limit would answer first and bare.
+        // Bodies are bounded by the policy's max_body_bytes in the pipeline, with a JSON 413; Bun's own limit would answer first and bare.
         maxRequestBodySize: Number.MAX_SAFE_INTEGER,
         fetch: (request, via) => pipeline.handle(request, via),
         websocket: websockets.handlers,
@@ -149,21 +154,45 @@ export function createGateway({ config, logger, workerId }: GatewayOptions): Gat
       return server
     },
     async shutdown(drainMs) {
-      clearInterval(limiterSweeper)
       const drained = server === undefined ? true : await lifecycle.shutdown(server, drainMs)
       hub.stop()
       await broker.close()
       upstreams.close()
+      limiters.close()
       authenticator?.close()
       return drained
     },
   }
 }
 
-/** An error thrown in (or before) an Elysia route, as the pipeline's JSON error. */
-function routeFailure(request: Request, code: unknown, error: unknown, logger: Logger): Response {
-  const ctx = contextOf(request)
-  if (code === 'NOT_FOUND') return failureResponse(ctx, new GatewayError('not_found', `no route for ${request.method} ${ctx.path}`), logger)
-  if (code === 'PARSE' || code === 'VALIDATION') return failureResponse(ctx, new GatewayError('bad_request', String((error as Error).message)), logger)
-  return failureResponse(ctx, error, logger)
+/** The table of `policies`, over the upstreams' instances and the limiters' buckets that outlive it. */
+function tableOf(policies: PolicySet, upstreams: Upstreams, limiters: Limiters): PolicyTable {
+  const byName = upstreams.apply(policies)
+  const table = buildPolicyTable(policies, { upstreamFor: (service) => byName.get(service.name)!, limiterFor: (limit) => limiters.limiterFor(limit) })
+  limiters.retainOnly(bucketsOf(policies))
+  return table
+}
+
+/** Every bucket name a policy set uses. */
+function bucketsOf(policies: PolicySet): Set<string> {
+  const buckets = new Set<string>()
+  const add = (limit: RateLimitPolicy | null) => limit !== null && buckets.add(limit.bucket)
+  add(policies.global.rateLimit)
+  for (const service of policies.services.values()) {
+    add(service.policy.rateLimit)
+    for (const route of service.routes) add(route.policy.rateLimit)
+  }
+  return buckets
+}
+
+/** Services added, removed, and changed in any way (URL, circuit, routes, policies). */
+function changesBetween(before: PolicySet, after: PolicySet): PolicyChanges {
+  const changes: PolicyChanges = { added: [], removed: [], changed: [] }
+  for (const name of after.services.keys()) if (!before.services.has(name)) changes.added.push(name)
+  for (const [name, service] of before.services) {
+    const now = after.services.get(name)
+    if (now === undefined) changes.removed.push(name)
+    else if (JSON.stringify(describeService(service)) !== JSON.stringify(describeService(now))) changes.changed.push(name)
+  }
+  return changes
 }

@@ -2,14 +2,14 @@
  * Entry point: arguments → config → supervisor (WORKERS above 1) or gateway → listen → signals.
  * `--check` and `--healthcheck` only read the settings and exit.
  */
-import { Supervisor } from './cluster/supervisor'
-import { workerIdOf } from './cluster/worker-messages'
-import { ConfigError, helpText, loadConfig } from './config'
+import { Supervisor } from './workers/supervisor'
+import { workerIdOf } from './workers/worker-messages'
+import { ConfigError, helpText, loadConfig } from './config/settings'
 import { createGateway } from './app'
-import { createLogger } from './log'
+import { createLogger } from './ops/log'
 import { answersHealth } from './ops/healthcheck'
 import { checkReport } from './ops/settings-check'
-import { VERSION } from './version'
+import { VERSION } from './ops/version'
 
 const args = process.argv.slice(2)
 if (args.includes('--help') || args.includes('-h')) {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { ConfigError, SETTINGS, loadConfig, withoutCredentials } from '../src/config'
+import { ConfigError, SETTINGS, loadConfig, withoutCredentials } from '../src/config/settings'
 
 const ROOT = new URL('..', import.meta.url).pathname
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { BatchedLineWriter, createLogger } from '../src/log'
+import { BatchedLineWriter, createLogger } from '../src/ops/log'
 
 describe('batched log lines', () => {
   test('lines wait for the interval, then go out in one write', async () => {

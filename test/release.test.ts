@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { VERSION } from '../src/version'
+import { VERSION } from '../src/ops/version'
 
 const ROOT = new URL('..', import.meta.url).pathname
 const out = mkdtempSync(join(tmpdir(), 'gateway-release-'))

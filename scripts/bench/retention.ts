@@ -8,8 +8,8 @@
  */
 import { heapStats } from 'bun:jsc'
 import { createGateway } from '../../src/app'
-import { loadConfig } from '../../src/config'
-import { BatchedLineWriter, createLogger } from '../../src/log'
+import { loadConfig } from '../../src/config/settings'
+import { BatchedLineWriter, createLogger } from '../../src/ops/log'
 import { startLoadClient } from './load-client'
 
 const streams = Number(process.argv[2] ?? 5_000)

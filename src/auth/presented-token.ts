@@ -3,7 +3,6 @@
  * and alone when present; else, for `EventSource`, which cannot set headers, the
  * `access_token` query parameter or the token cookie.
  */
-import type { RequestContext } from '../pipeline/context'
 
 /** RFC 6750 §2.3: the query parameter a token may travel in. */
 export const QUERY_TOKEN_PARAMETER = 'access_token'
@@ -20,19 +19,26 @@ export type PresentedToken =
 
 const MISSING: PresentedToken = { kind: 'missing' }
 
+/** What a request shows of its credentials: its headers and its URL (the query may hold a token). */
+export interface CredentialSource {
+  readonly url: string
+  readonly headers: Headers
+}
+
 /**
  * @param cookieName `AUTH_COOKIE`.
- * @example presentedToken(ctx, 'access_token') // { kind: 'token', token: 'eyJ…', from: 'header' }
+ * @example presentedToken(request, 'access_token') // { kind: 'token', token: 'eyJ…', from: 'header' }
  */
-export function presentedToken(ctx: RequestContext, cookieName: string): PresentedToken {
-  const authorization = ctx.headers.get('authorization')
+export function presentedToken(request: CredentialSource, cookieName: string): PresentedToken {
+  const authorization = request.headers.get('authorization')
   if (authorization !== null) {
     const scheme = BEARER.exec(authorization)
     return scheme === null ? MISSING : { kind: 'token', token: authorization.slice(scheme[0].length).trim(), from: 'header' }
   }
-  const fromQuery = ctx.pathEnd < ctx.url.length ? queryToken(ctx.url.slice(ctx.pathEnd + 1)) : null
+  const queryStart = request.url.indexOf('?')
+  const fromQuery = queryStart === -1 ? null : queryToken(request.url.slice(queryStart + 1))
   if (fromQuery !== null) return { kind: 'token', token: fromQuery, from: 'query' }
-  const cookies = ctx.headers.get('cookie')
+  const cookies = request.headers.get('cookie')
   const fromCookie = cookies === null ? null : new Bun.CookieMap(cookies).get(cookieName)
   return fromCookie ? { kind: 'token', token: fromCookie, from: 'cookie' } : MISSING
 }

@@ -12,8 +12,8 @@
  *   provider is down).
  */
 import { type JWTVerifyGetKey, createRemoteJWKSet, customFetch } from 'jose'
-import { withoutCredentials } from '../config'
-import type { Logger } from '../log'
+import { withoutCredentials } from '../config/settings'
+import type { Logger } from '../ops/log'
 import type { Metrics } from '../ops/metrics'
 
 /** A `kid` the cache does not know triggers a fetch only if the last one is older than this. */

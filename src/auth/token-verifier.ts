@@ -9,7 +9,7 @@
  * while a remembered one costs a Map lookup (README, "Design notes").
  */
 import { type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions, errors, jwtVerify } from 'jose'
-import type { AuthConfig } from '../config'
+import type { AuthConfig } from '../config/settings'
 
 /** RFC 7519 §4.1.4/§4.1.5 allow "some small leeway" for clock skew. */
 export const CLOCK_LEEWAY_SECONDS = 30

@@ -15,7 +15,7 @@
  * - the outage is logged once when it starts and once when it ends, never per request.
  */
 import { RedisClient } from 'bun'
-import type { Logger } from '../log'
+import type { Logger } from '../ops/log'
 import type { Metrics } from '../ops/metrics'
 
 /** Why a command was not run: Redis is unreachable right now. */

@@ -4,8 +4,8 @@
  * shared through Redis (`RedisBroker`).
  */
 import type { Cluster } from '../cluster/cluster'
-import type { Config } from '../config'
-import type { Logger } from '../log'
+import type { Config } from '../config/settings'
+import type { Logger } from '../ops/log'
 import type { Metrics } from '../ops/metrics'
 import type { Broker } from './broker'
 import type { Hub } from './hub'

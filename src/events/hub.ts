@@ -2,7 +2,7 @@
  * The streams connected to this process, by client id, and the one heartbeat ticker they share.
  * The hub knows nothing of history or questions: brokers hand it framed events to deliver.
  */
-import type { Logger } from '../log'
+import type { Logger } from '../ops/log'
 import type { Metrics } from '../ops/metrics'
 import { type CloseReason, type ConnectionOwner, SseConnection } from './connection'
 import { createEnvelope } from './envelope'

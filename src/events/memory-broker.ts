@@ -3,7 +3,7 @@
  * delivered through the local hub. Everything here is synchronous, so a publish and a new
  * connection's replay can never interleave halfway.
  */
-import type { EventsConfig } from '../config'
+import type { EventsConfig } from '../config/settings'
 import type { AnswerClaim, Broker, FramedEvent, PublishOutcome, PublishTarget, Replay } from './broker'
 import { type EventEnvelope, QUESTION_EVENT_TYPE } from './envelope'
 import type { Metrics } from '../ops/metrics'

@@ -8,12 +8,12 @@
  * (503), and new streams open with a `replay.gap` instead of a replay. When Redis returns, the
  * streams here are closed so their clients reconnect and replay what they missed.
  */
-import type { EventsConfig } from '../config'
+import type { EventsConfig } from '../config/settings'
 import type { Presence } from '../cluster/presence'
 import { PRESENCE_WINDOW_MS } from '../cluster/presence'
 import { type RedisLink, RedisTimeout, RedisUnavailable } from '../cluster/redis-link'
 import { GatewayError } from '../http/errors'
-import type { Logger } from '../log'
+import type { Logger } from '../ops/log'
 import type { Metrics } from '../ops/metrics'
 import type { AnswerClaim, Broker, FramedEvent, PublishOutcome, PublishTarget, Replay } from './broker'
 import { type EventEnvelope, QUESTION_EVENT_TYPE } from './envelope'

@@ -4,7 +4,7 @@
  */
 
 /** RFC 9110 §7.6.1: connection-specific headers, never forwarded (plus the legacy `Proxy-Connection`). */
-const HOP_BY_HOP = [
+export const HOP_BY_HOP = [
   'connection',
   'keep-alive',
   'proxy-authenticate',

@@ -2,7 +2,7 @@
  * `api-gateway --healthcheck` (README, "Operations"): does the gateway on this host answer
  * `/health`? Docker's `HEALTHCHECK` runs it, so the image needs no curl.
  */
-import type { Config } from '../config'
+import type { Config } from '../config/settings'
 
 /**
  * @example if (!(await answersHealth(config))) process.exit(1)

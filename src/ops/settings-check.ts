@@ -5,8 +5,8 @@
  */
 import { RedisClient } from 'bun'
 import net from 'node:net'
-import { type Config, ConfigError, withoutCredentials } from '../config'
-import { loadTls } from '../http/tls'
+import { type Config, ConfigError, withoutCredentials } from '../config/settings'
+import { loadTls } from '../config/tls'
 
 /** How long each probe may take. */
 const PROBE_TIMEOUT_MS = 3_000

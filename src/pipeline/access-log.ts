@@ -7,8 +7,8 @@
  * Request headers are never among the fields, so `Authorization` and `Cookie` values cannot
  * reach the log.
  */
-import { type Logger, destinationOf, isoTimestamp } from '../log'
-import type { RequestContext } from './context'
+import { type Logger, destinationOf, isoTimestamp } from '../ops/log'
+import type { RequestContext } from '../request/context'
 
 /** pino's numeric levels. */
 const LEVELS = { debug: 20, info: 30, warn: 40 } as const

@@ -1,22 +1,26 @@
 /**
  * Step 1: who is asking, and for what. Names the request (`X-Request-Id`), finds the client
- * (the socket peer, or through `TRUST_PROXY`), classifies the route once, and checks a
- * publisher's token once (the rate limit and the authenticate step both need it).
+ * (the socket peer, or through `TRUST_PROXY`), classifies the route once, gives it its policy
+ * from the table current now, and checks a publisher's token once (the rate limit and the
+ * authenticate step both need it).
  */
 import type { Server } from 'bun'
+import type { PublisherAuth } from '../auth/publisher-auth'
 import { type TrustedProxies, canonicalIp } from '../http/client-ip'
 import { requestIdFor } from '../http/request-id'
-import type { PublisherAuth } from '../events/publisher-auth'
-import { RequestContext } from './context'
-import { classify } from './routes'
+import { RequestContext } from '../request/context'
+import { type PolicyTable, resolvePolicy } from '../request/policy-table'
+import { classify } from '../request/route-table'
 
 export interface IdentifyParts {
   trustProxy: TrustedProxies
   publisherAuth: PublisherAuth
+  /** The policy table current now: the request keeps it to its end, whatever a reload does meanwhile. */
+  table: () => PolicyTable
 }
 
 /**
- * @example const ctx = identify(request, server, parts) // ctx.requestId, ctx.clientIp, ctx.kind
+ * @example const ctx = identify(request, server, parts) // ctx.requestId, ctx.clientIp, ctx.route, ctx.active
  */
 export function identify(request: Request, server: Server<unknown> | undefined, parts: IdentifyParts): RequestContext {
   const ctx = new RequestContext(request, server)
@@ -28,6 +32,7 @@ export function identify(request: Request, server: Server<unknown> | undefined, 
   ctx.peerTrusted = !parts.trustProxy.isEmpty && parts.trustProxy.contains(peer)
   ctx.clientIp = ctx.peerTrusted ? parts.trustProxy.clientBehind(peer, headers.get('x-forwarded-for')) : peer
   classify(ctx)
-  if (ctx.isPublish) ctx.hasPublishToken = parts.publisherAuth.presentsToken(request)
+  if (ctx.route.admission === 'publisher') ctx.hasPublishToken = parts.publisherAuth.presentsToken(request)
+  resolvePolicy(ctx, parts.table())
   return ctx
 }

@@ -4,7 +4,7 @@
  * not read the real answer to the request that follows. Any other `OPTIONS` is routed.
  */
 import { CorsPolicy } from '../http/cors'
-import type { RequestContext } from './context'
+import type { RequestContext } from '../request/context'
 
 /** The preflight's answer, or undefined when the request is not one. */
 export function preflight(ctx: RequestContext, cors: CorsPolicy): Response | undefined {

@@ -1,46 +1,20 @@
 /**
- * Step 7: the headers every answer carries, whoever produced it (README, "Reverse proxy" and
- * "Rate limiting"): `X-Request-Id`, the `RateLimit-*` trio, and the CORS grant. Also the one place
- * a thrown failure becomes the JSON error of the README's "Error format".
+ * Step 7: the headers every answer carries, added to whatever answered (`gateway-headers.ts`),
+ * and the one place a thrown failure becomes the JSON error of the README's "Error format".
  */
-import { GatewayError, errorResponse } from '../http/errors'
 import type { CorsPolicy } from '../http/cors'
-import type { Logger } from '../log'
+import { GatewayError, errorResponse } from '../http/errors'
+import type { Logger } from '../ops/log'
+import type { RequestContext } from '../request/context'
+import { applyGatewayHeaders } from '../request/gateway-headers'
 import { UpstreamFailure } from '../upstream/failures'
-import type { RequestContext } from './context'
 
 /**
  * Adds the gateway headers to `response` in place; headers it already has (a backend's own) are
- * kept. A route that applied them itself before making its response (see below) is left alone.
+ * kept. A route that applied them itself before making its response is left alone.
  */
 export function respond(ctx: RequestContext, response: Response, cors: CorsPolicy): void {
   if (!ctx.gatewayHeadersApplied) applyGatewayHeaders(ctx, response.headers, cors)
-}
-
-/**
- * The gateway headers, added to `headers`. An event stream's route calls this on the headers it
- * makes its `Response` with: reading `response.headers` afterwards would give the Response a
- * `Headers` object of its own, kept for as long as the stream lives (about 240 bytes each).
- */
-export function applyGatewayHeaders(ctx: RequestContext, headers: Headers, cors: CorsPolicy): void {
-  ctx.gatewayHeadersApplied = true
-  writeGatewayHeaders(ctx, headers, cors)
-}
-
-/**
- * The gateway headers, written onto `headers` without marking the context: for a WebSocket's
- * 101, which Bun answers (a refusal after it still goes through the respond step).
- */
-export function writeGatewayHeaders(ctx: RequestContext, headers: Headers, cors: CorsPolicy): void {
-  if (!headers.has('x-request-id')) headers.set('x-request-id', ctx.requestId)
-  const rate = ctx.rate
-  if (rate !== undefined) {
-    headers.set('ratelimit-limit', String(rate.limit))
-    headers.set('ratelimit-remaining', String(rate.remaining))
-    headers.set('ratelimit-reset', String(rate.resetSeconds))
-  }
-  // A preflight's answer carries its own grant.
-  if (!ctx.isPreflight) cors.decorate(ctx.headers.get('origin'), headers)
 }
 
 /**

@@ -1,15 +1,22 @@
 /**
- * Step 5: is the request fit to be handled? Ambiguous framing is refused on every route, and a
- * proxied request must name a registered service, a proxied method and a body within
- * `MAX_BODY_BYTES` (README, "Reverse proxy").
+ * Step 5: is the request fit to be handled? Ambiguous framing is refused on every route, a
+ * path no route answers gets 404 and a method its route does not answer 405 with `Allow`; a
+ * proxied request must also name a registered service, a proxied method its policy allows, a
+ * path its service can match without ambiguity and a body within its limit (README, "Reverse
+ * proxy" and "Policies").
  */
+import { GatewayError } from '../http/errors'
 import { declaredLength } from '../http/framing'
 import { resolveProxyRoute } from '../proxy/route'
-import type { Upstreams } from '../upstream/upstream'
-import type { RequestContext } from './context'
+import type { RequestContext } from '../request/context'
 
-/** @throws GatewayError `bad_request`, `unknown_service` or `payload_too_large`. */
-export function route(ctx: RequestContext, upstreams: Upstreams, maxBodyBytes: number): void {
+/** @throws GatewayError `bad_request`, `not_found`, `method_not_allowed`, `unknown_service` or `payload_too_large`. */
+export function route(ctx: RequestContext): void {
   ctx.declaredLength = declaredLength(ctx.headers)
-  if (ctx.kind === 'proxy') resolveProxyRoute(ctx, upstreams, maxBodyBytes)
+  const route = ctx.route
+  if (route.name === 'not_found') throw new GatewayError('not_found', `no route for ${ctx.method} ${ctx.path}`)
+  if (route.methods !== null && !route.methods.has(ctx.method)) {
+    throw new GatewayError('method_not_allowed', `${ctx.method} is not allowed on ${ctx.path}; allowed: ${route.allow}`, { allow: route.allow })
+  }
+  if (route.kind === 'proxy') resolveProxyRoute(ctx)
 }

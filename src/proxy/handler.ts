@@ -8,29 +8,47 @@
  * and hooks (README, "Design notes").
  */
 import { withoutQueryToken } from '../auth/presented-token'
-import type { RequestContext } from '../pipeline/context'
-import { prepareUpstreamHeaders } from './headers'
+import type { RequestContext } from '../request/context'
+import { applyHeaderRules, prepareUpstreamHeaders } from './headers'
 
 /**
- * Forwards the request to the service the route step chose and resolves with its response.
- * Not an `async` function: it adds no promise of its own to the one the upstream returns.
+ * Forwards the request to the service the route step chose and resolves with its response,
+ * under the route's policy (limits, header rules).
+ * Not an `async` function: it adds no promise of its own to the one the upstream returns,
+ * unless the policy has response header rules.
  * @param scheme how the client reached the gateway (`X-Forwarded-Proto`).
  * @throws UpstreamFailure (as a rejection) when the exchange fails.
  */
 export function proxyRequest(ctx: RequestContext, scheme: 'http' | 'https'): Promise<Response> {
   const request = ctx.request
-  const principal = ctx.principal
-  // Slow backends and long-lived streams must outlive Bun's idle timeout; UPSTREAM_TIMEOUT_MS bounds the wait instead.
+  const policy = ctx.active!.policy
+  // Slow backends and long-lived streams must outlive Bun's idle timeout; the route's timeout bounds the wait instead.
   ctx.keepOpen()
-  const target = ctx.url.slice(ctx.restStart)
-  return ctx.upstream!.call({
+  const headers = prepareUpstreamHeaders(ctx.headers, ctx, scheme)
+  if (policy.requestHeaders !== null) applyHeaderRules(headers, policy.requestHeaders)
+  const called = ctx.upstream!.call({
     method: ctx.method,
-    // With authentication on, a token in the query is the gateway's, never the backend's.
-    target: principal === undefined ? target : withoutQueryToken(target),
-    headers: prepareUpstreamHeaders(ctx.headers, ctx, scheme),
+    target: targetOf(ctx),
+    headers,
     body: request.body,
     declaredLength: ctx.declaredLength,
     client: request,
     record: ctx,
+    limits: policy,
   })
+  const rules = policy.responseHeaders
+  if (rules === null) return called
+  return called.then((response) => {
+    applyHeaderRules(response.headers, rules)
+    return response
+  })
+}
+
+/**
+ * The path after the service, and the query, as received. With authentication configured a
+ * token in the query is the gateway's, never a backend's, whatever the route's policy.
+ */
+export function targetOf(ctx: RequestContext): string {
+  const target = ctx.url.slice(ctx.restStart)
+  return ctx.table!.policies.global.auth === 'off' ? target : withoutQueryToken(target)
 }

@@ -13,15 +13,15 @@
  *   reading cannot be noticed, so only the client direction is bounded.
  */
 import type { Server, ServerWebSocket, WebSocketHandler } from 'bun'
-import { withoutQueryToken } from '../auth/presented-token'
 import type { CorsPolicy } from '../http/cors'
 import { GatewayError } from '../http/errors'
-import type { Logger } from '../log'
+import type { Logger } from '../ops/log'
 import type { Metrics } from '../ops/metrics'
-import type { RequestContext } from '../pipeline/context'
-import { writeGatewayHeaders } from '../pipeline/respond'
+import type { RequestContext } from '../request/context'
+import { writeGatewayHeaders } from '../request/gateway-headers'
 import type { OpenedWebSocket } from '../upstream/upstream'
-import { prepareUpstreamHeaders } from './headers'
+import { targetOf } from './handler'
+import { applyHeaderRules, prepareUpstreamHeaders } from './headers'
 
 /** A client whose unsent backlog passes this is disconnected: a slow reader cannot grow the gateway's memory. */
 export const MAX_CLIENT_BACKLOG_BYTES = 1024 * 1024
@@ -231,13 +231,15 @@ export class WebSocketBridge {
     // A copy: the request's own headers must stay whole for `server.upgrade()` (prepare works in place).
     const headers = prepareUpstreamHeaders(new Headers(ctx.headers), ctx, scheme)
     for (const name of HANDSHAKE_HEADERS) headers.delete(name)
-    const target = ctx.url.slice(ctx.restStart)
+    const policy = ctx.active!.policy
+    if (policy.requestHeaders !== null) applyHeaderRules(headers, policy.requestHeaders)
     const backend = await ctx.upstream!.openWebSocket({
-      target: ctx.principal === undefined ? target : withoutQueryToken(target),
+      target: targetOf(ctx),
       headers,
       protocols,
       client: ctx.request,
       record: ctx,
+      limits: policy,
     })
     if (this.closing) {
       closeSafely(backend.socket, GOING_AWAY, 'the gateway is shutting down')

@@ -15,11 +15,12 @@ import { RedisScript } from '../cluster/redis-link'
 import { type RateDecision, type RateLimiter, type TokenBucketLimiter, rateDecision } from './token-bucket'
 
 /**
- * The same bucket in the GCRA form: one string per key holding the time (Redis clock, ms) at
- * which the bucket will be full again. Tokens left = capacity − (full − now) × rate. Taking a
- * token moves that time one token's worth later; a refusal writes nothing. Against a hash of
- * tokens and last refill, this needs 2 commands instead of 4 and measured about 15% less Redis
- * CPU per decision (BENCHMARKS.md, "Cluster mode").
+ * The same bucket as the local one: one string per key, `<tokens>:<Redis time in ms>` of the
+ * last take, refilled on read and capped at the capacity given with each decision, so a policy
+ * reload keeps every bucket's tokens, capped at its new burst. Two commands (a GET and a SET),
+ * as the GCRA form this replaced, which measured about 15% less Redis CPU than a hash of four
+ * (BENCHMARKS.md, "Cluster mode"); a refusal writes nothing. The key expires once the bucket
+ * would be full again.
  *
  * KEYS: 1 bucket. ARGV: 1 capacity, 2 tokens per ms.
  * Returns { allowed (0/1), tokens left as a string } (Lua numbers would be cut to integers).
@@ -28,13 +29,16 @@ const TAKE = new RedisScript(`
 local capacity, perMs = tonumber(ARGV[1]), tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
-local full = tonumber(redis.call('GET', KEYS[1])) or now
-if full < now then full = now end
-local tokens = capacity - (full - now) * perMs
+local tokens = capacity
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local left, at = string.match(stored, '^([^:]+):(.+)$')
+  if left then tokens = math.min(capacity, tonumber(left) + (now - tonumber(at)) * perMs) end
+end
 if tokens < 1 then return { 0, string.format('%.17g', tokens) } end
-full = full + 1 / perMs
-redis.call('SET', KEYS[1], string.format('%.17g', full), 'PX', math.ceil(full - now) + 1)
-return { 1, string.format('%.17g', tokens - 1) }
+tokens = tokens - 1
+redis.call('SET', KEYS[1], string.format('%.17g', tokens) .. ':' .. string.format('%.17g', now), 'PX', math.ceil((capacity - tokens) / perMs) + 1)
+return { 1, string.format('%.17g', tokens) }
 `)
 
 /** A shared decision slower than this is abandoned for the local one (a hung Redis costs a request this much, once). */
@@ -42,7 +46,8 @@ export const DECISION_TIMEOUT_MS = 100
 
 export interface SharedLimiterOptions {
   link: RedisLink
-  prefix: string
+  /** Before every key: `REDIS_KEY_PREFIX` and the buckets' name (`gw:rate:`, `gw:rate:route:billing:/admin:`). */
+  keyPrefix: string
   capacity: number
   perMinute: number
   /** Decides while Redis cannot. */
@@ -50,16 +55,27 @@ export interface SharedLimiterOptions {
 }
 
 export class RedisTokenBucketLimiter implements RateLimiter {
-  readonly perMinute: number
-  private readonly capacity: string
-  private readonly tokensPerMs: number
+  perMinute: number
+  private capacityNumber: number
+  private capacity: string
+  private tokensPerMs: number
   private readonly keyPrefix: string
 
   constructor(private readonly options: SharedLimiterOptions) {
     this.perMinute = options.perMinute
+    this.capacityNumber = options.capacity
     this.capacity = String(options.capacity)
     this.tokensPerMs = options.perMinute / 60_000
-    this.keyPrefix = `${options.prefix}rate:`
+    this.keyPrefix = options.keyPrefix
+  }
+
+  /** New capacity and rate (a policy reload), here and in the local fallback; buckets keep their tokens, capped. */
+  reconfigure(capacity: number, perMinute: number): void {
+    this.perMinute = perMinute
+    this.capacityNumber = capacity
+    this.capacity = String(capacity)
+    this.tokensPerMs = perMinute / 60_000
+    this.options.fallback.reconfigure(capacity, perMinute)
   }
 
   take(key: string): RateDecision | Promise<RateDecision> {
@@ -73,7 +89,7 @@ export class RedisTokenBucketLimiter implements RateLimiter {
         number,
         string,
       ]
-      return rateDecision(allowed === 1, Number(tokens), this.options.capacity, this.tokensPerMs)
+      return rateDecision(allowed === 1, Number(tokens), this.capacityNumber, this.tokensPerMs)
     } catch {
       return this.options.fallback.take(key)
     }

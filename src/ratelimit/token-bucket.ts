@@ -61,10 +61,10 @@ const EVICTION_SHARE = 0.1
 
 export class TokenBucketLimiter implements RateLimiter {
   private readonly buckets = new Map<string, Bucket>()
-  private readonly capacity: number
-  /** The refill rate (`RATE_LIMIT`). */
-  readonly perMinute: number
-  private readonly tokensPerMs: number
+  private capacity: number
+  /** The refill rate (`RATE_LIMIT`, or a policy's `rate`). */
+  perMinute: number
+  private tokensPerMs: number
   private readonly maxTracked: number
   private readonly now: () => number
 
@@ -79,6 +79,16 @@ export class TokenBucketLimiter implements RateLimiter {
   /** Keys currently tracked. */
   get size(): number {
     return this.buckets.size
+  }
+
+  /**
+   * New capacity and rate for every bucket (a policy reload): each keeps its tokens, capped at
+   * the new capacity when it next takes one.
+   */
+  reconfigure(capacity: number, perMinute: number): void {
+    this.capacity = capacity
+    this.perMinute = perMinute
+    this.tokensPerMs = perMinute / 60_000
   }
 
   /**

@@ -1,8 +1,8 @@
 /**
- * The header deadlines of every exchange in flight, in one FIFO swept by a single timer
- * (README, "Design notes"). Every exchange gets the same `UPSTREAM_TIMEOUT_MS`, so deadlines
- * fall due in arrival order: the oldest is always at the head, and one timer armed for the next
- * due time replaces a `setTimeout`/`clearTimeout` pair per request.
+ * The header deadlines of every exchange in flight, in one FIFO per timeout swept by a single
+ * timer (README, "Design notes"). Every exchange of a queue gets the same timeout, so its
+ * deadlines fall due in arrival order: the oldest is always at the head, and one timer armed
+ * for the next due time replaces a `setTimeout`/`clearTimeout` pair per request.
  *
  * The same walk starts watching the client of an exchange that has waited `watchAfterMs`:
  * listening to every request's abort signal costs more than the rest of the queue, and a
@@ -113,5 +113,41 @@ export class DeadlineQueue {
     this.timerDue = due
     this.timer = setTimeout(this.onTimer, Math.max(0, due - now))
     this.timer.unref()
+  }
+}
+
+/**
+ * One `DeadlineQueue` per distinct timeout (README, "Policies": a route may set its own
+ * `timeout_ms`). Within a queue deadlines still fall due in arrival order; a gateway has as many
+ * queues, and timers, as distinct timeouts in its policies, not one per request.
+ */
+export class DeadlineQueues {
+  private readonly byTimeout = new Map<number, DeadlineQueue>()
+  private closed = false
+
+  /** @param watchAfterMs every queue watches the clients of entries that waited this long. */
+  constructor(private readonly watchAfterMs: number) {}
+
+  /** The queue of exchanges waiting at most `timeoutMs`. */
+  forTimeout(timeoutMs: number): DeadlineQueue {
+    let queue = this.byTimeout.get(timeoutMs)
+    if (queue === undefined) {
+      queue = new DeadlineQueue(timeoutMs, this.watchAfterMs)
+      if (this.closed) queue.close()
+      this.byTimeout.set(timeoutMs, queue)
+    }
+    return queue
+  }
+
+  /** Entries in flight, in every queue. */
+  get length(): number {
+    let length = 0
+    for (const queue of this.byTimeout.values()) length += queue.length
+    return length
+  }
+
+  close(): void {
+    this.closed = true
+    for (const queue of this.byTimeout.values()) queue.close()
   }
 }

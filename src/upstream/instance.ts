@@ -2,7 +2,7 @@
  * One instance of a backend service (README, "Instances"): where it is, how many requests it
  * has in flight (for balancing), and its passive health (for ejection, `passive-health.ts`).
  */
-import type { InstanceTarget } from '../config'
+import type { InstanceTarget } from '../config/settings'
 
 export class Instance {
   /** Requests sent to it whose response body has not ended yet. */

@@ -10,21 +10,15 @@
  * `max_fails` does: otherwise any client could eject a healthy instance for everyone by
  * requesting, again and again, a path where the backend itself answers 503.
  */
-import type { Logger } from '../log'
+import type { CircuitPolicy } from '../config/policies'
+import type { Logger } from '../ops/log'
 import type { Metrics } from '../ops/metrics'
 import type { Instance } from './instance'
 
-export interface PassiveHealthSettings {
-  /** Consecutive failures that eject; 0 disables ejection. */
-  failures: number
-  cooldownMs: number
-  /** `CIRCUIT_STATUSES`: response statuses that count as failures. */
-  statuses: ReadonlySet<number>
-}
-
 export class PassiveHealth {
+  /** @param settings the service's circuit: `failures` in a row eject (0: never), for `cooldownMs`; `statuses` count as failures. */
   constructor(
-    private readonly settings: PassiveHealthSettings,
+    private readonly settings: CircuitPolicy,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
   ) {}

@@ -6,13 +6,14 @@
  * hop-by-hop headers of the response, classifies what went wrong (`failures.ts`), feeds passive
  * health, and retries on another instance a request that reached no backend.
  */
-import type { Config, InstanceTarget, ServiceTarget } from '../config'
-import type { Logger } from '../log'
+import { type PolicySet, type ServicePolicy, policiesOfEnvironment } from '../config/policies'
+import type { Config, InstanceTarget } from '../config/settings'
+import type { Logger } from '../ops/log'
 import type { Metrics } from '../ops/metrics'
 import { dropHopByHop } from '../http/hop-by-hop'
 import { pickLeastLoaded } from './balancer'
 import { BodyLimit } from './body-limit'
-import { DeadlineQueue } from './deadlines'
+import { DeadlineQueues } from './deadlines'
 import { Exchange } from './exchange'
 import { type FailureKind, FAILURES, INSTANCE_FAULTS, UpstreamFailure, failureKindOf } from './failures'
 import { Instance } from './instance'
@@ -46,6 +47,15 @@ export interface UpstreamRequest {
   client?: Request
   /** Told which instance answered and after how many attempts (for the access log). */
   record?: CallRecord
+  /** The route's limits (README, "Policies"); absent: the service's own. */
+  limits?: CallLimits
+}
+
+/** What a route's policy sets for one call: the wait for headers, the retries, the body size. */
+export interface CallLimits {
+  timeoutMs: number
+  retries: number
+  maxBodyBytes: number
 }
 
 /** A WebSocket to open on the backend (README, "WebSocket proxying"). */
@@ -59,6 +69,7 @@ export interface UpstreamWebSocketRequest {
   /** The client's request: if it goes away while the backend is being reached, the attempt stops. */
   client: Request
   record?: CallRecord
+  limits?: CallLimits
 }
 
 /** A backend WebSocket that is open, and what must be done once its session ends. */
@@ -86,29 +97,31 @@ interface BunFetchExtensions {
   decompress?: boolean
 }
 
-/** What every upstream shares: the deadline queue, the limits, passive health and the metrics. */
+/** What every upstream shares: the header deadlines and the metrics. */
 interface Shared {
-  deadlines: DeadlineQueue
-  timeoutMs: number
-  maxBodyBytes: number
-  retries: number
-  health: PassiveHealth
+  deadlines: DeadlineQueues
   metrics: Metrics
 }
 
 /** One backend service and its instances. */
 export class Upstream {
-  private readonly instances: readonly Instance[]
   /** Several instances: requests are balanced and counted in flight until their body ends. */
   private readonly balanced: boolean
+  /** The service's own limits: calls that bring none (the HITL answers) use these. */
+  private readonly limits: CallLimits
 
+  /**
+   * @param instances the service's instances, kept by the registry across reloads (their health and in-flight counts with them).
+   */
   constructor(
-    private readonly service: ServiceTarget,
+    private readonly service: ServicePolicy,
+    private readonly instances: readonly Instance[],
+    private readonly health: PassiveHealth,
     private readonly shared: Shared,
   ) {
-    this.instances = service.instances.map((target) => new Instance(service.name, target))
-    this.balanced = this.instances.length > 1
-    for (const instance of this.instances) shared.health.register(instance)
+    this.balanced = instances.length > 1
+    const { timeoutMs, retries, maxBodyBytes } = service.policy
+    this.limits = { timeoutMs, retries, maxBodyBytes }
   }
 
   get name(): string {
@@ -136,7 +149,7 @@ export class Upstream {
    * throughput here, BENCHMARKS.md). Passive health judges it as any attempt.
    */
   private callOnly(request: UpstreamRequest): Promise<Response> {
-    const { health } = this.shared
+    const health = this.health
     const only = this.instances[0]!
     const now = performance.now()
     const admitted = health.admit(only, now)
@@ -146,7 +159,7 @@ export class Upstream {
       request.record.attempts = 1
       request.record.instance = only.target
     }
-    return this.send(only, request, request.body).then(
+    return this.send(only, request, request.body, request.limits ?? this.limits).then(
       (response) => {
         health.answered(only, response.status, probe)
         return response
@@ -160,21 +173,22 @@ export class Upstream {
 
   /** Several instances: balanced, counted in flight until the body ends, and retried where the retry rule allows (README, "Instances"). */
   private async callBalanced(request: UpstreamRequest): Promise<Response> {
-    const { health } = this.shared
+    const health = this.health
+    const limits = request.limits ?? this.limits
     let body: OutgoingBody = request.body
     // Sending again needs the body again: a small declared one is read first; a streamed one is never retried.
-    const mayRetry = this.shared.retries > 0
+    const mayRetry = limits.retries > 0
     if (mayRetry && body instanceof ReadableStream && request.declaredLength !== null && request.declaredLength <= REPLAYABLE_BODY_BYTES) {
       try {
         body = await new Response(body).arrayBuffer()
       } catch {
-        throw new UpstreamFailure('client_gone', this.name, failureMessage('client_gone', null, this.shared))
+        throw new UpstreamFailure('client_gone', this.name, failureMessage('client_gone', null, limits))
       }
     }
     const replayable = !(body instanceof ReadableStream)
-    const retried = (kind: FailureKind, attempt: number) => mayRetry && replayable && attempt <= this.shared.retries && isRetried(kind, request.method)
+    const retried = (kind: FailureKind, attempt: number) => mayRetry && replayable && attempt <= limits.retries && isRetried(kind, request.method)
     return this.attempts(request.record, retried, async (instance, probe) => {
-      const response = await this.send(instance, request, body)
+      const response = await this.send(instance, request, body, limits)
       health.answered(instance, response.status, probe)
       return this.countedUntilEnd(instance, response, request.client)
     })
@@ -214,8 +228,8 @@ export class Upstream {
 
   /** Passive health's verdict on a failed attempt: the instance's fault, or none (its probe is let go). */
   private judge(instance: Instance, probe: boolean, kind: FailureKind): void {
-    if (INSTANCE_FAULTS.has(kind)) this.shared.health.failed(instance, probe)
-    else if (probe) this.shared.health.release(instance)
+    if (INSTANCE_FAULTS.has(kind)) this.health.failed(instance, probe)
+    else if (probe) this.health.release(instance)
   }
 
   /**
@@ -226,11 +240,12 @@ export class Upstream {
    *   `connect`/`tls`, `timeout`, `client_gone` or `ejected`.
    */
   async openWebSocket(request: UpstreamWebSocketRequest): Promise<OpenedWebSocket> {
+    const limits = request.limits ?? this.limits
     // Only a socket that could not be opened at all is tried elsewhere: nothing reached a backend.
-    const retried = (kind: FailureKind, attempt: number) => attempt <= this.shared.retries && (kind === 'connect' || kind === 'tls')
+    const retried = (kind: FailureKind, attempt: number) => attempt <= limits.retries && (kind === 'connect' || kind === 'tls')
     return this.attempts(request.record, retried, async (instance, probe) => {
-      const socket = await this.connectWebSocket(instance, probe, request)
-      this.shared.health.succeeded(instance)
+      const socket = await this.connectWebSocket(instance, probe, request, limits)
+      this.health.succeeded(instance)
       let released = false
       return {
         socket,
@@ -242,7 +257,7 @@ export class Upstream {
   }
 
   /** One attempt: the backend's answer to the upgrade, within `UPSTREAM_TIMEOUT_MS`. */
-  private connectWebSocket(instance: Instance, probe: boolean, request: UpstreamWebSocketRequest): Promise<WebSocket> {
+  private connectWebSocket(instance: Instance, probe: boolean, request: UpstreamWebSocketRequest, limits: CallLimits): Promise<WebSocket> {
     const { origin, basePath } = instance.target
     // http://h:9000 → ws://h:9000, https:// → wss://; as with fetch, the URL parser supplies a missing `/`.
     const url = `ws${origin.slice(4)}${basePath}${request.target}`
@@ -255,8 +270,8 @@ export class Upstream {
         if (FAILURES[kind].backendFault) this.shared.metrics.upstreamErrors.inc({ service: this.name, kind })
         reject(new UpstreamFailure(kind, this.name, message))
       }
-      const timer = setTimeout(() => fail('timeout', `no answer to the WebSocket upgrade within ${this.shared.timeoutMs} ms`), this.shared.timeoutMs)
-      const onClientGone = () => fail('client_gone', failureMessage('client_gone', null, this.shared))
+      const timer = setTimeout(() => fail('timeout', `no answer to the WebSocket upgrade within ${limits.timeoutMs} ms`), limits.timeoutMs)
+      const onClientGone = () => fail('client_gone', failureMessage('client_gone', null, limits))
       request.client.signal.addEventListener('abort', onClientGone, { once: true })
       const settle = () => {
         clearTimeout(timer)
@@ -277,20 +292,20 @@ export class Upstream {
         // Bun reports an HTTP answer other than 101 as "Expected 101 status code: <status>".
         const status = /Expected 101 status code: (\d{3})/.exec(message)?.[1]
         if (status !== undefined) {
-          this.shared.health.answered(instance, Number(status), probe)
+          this.health.answered(instance, Number(status), probe)
           fail('refused', `the backend refused the WebSocket upgrade with status ${status}`)
           return
         }
         const kind = failureKindOf(error)
-        fail(kind, failureMessage(kind, error, this.shared))
+        fail(kind, failureMessage(kind, error, limits))
       }
-      socket.onclose = () => fail('reset', failureMessage('reset', { message: 'closed before the upgrade completed' }, this.shared))
+      socket.onclose = () => fail('reset', failureMessage('reset', { message: 'closed before the upgrade completed' }, limits))
     })
   }
 
   /** An instance for the next attempt, not yet tried for this request (and whether it is a probe); undefined when none may be used. */
   private choose(tried: Instance[] | undefined, now: number): { instance: Instance; probe: boolean } | undefined {
-    const { health } = this.shared
+    const health = this.health
     let pick: Instance | undefined
     if (!this.balanced) pick = this.instances[0]!
     else {
@@ -310,12 +325,12 @@ export class Upstream {
   }
 
   /** One attempt on one instance. */
-  private async send(instance: Instance, request: UpstreamRequest, body: OutgoingBody): Promise<Response> {
-    const { deadlines } = this.shared
+  private async send(instance: Instance, request: UpstreamRequest, body: OutgoingBody, limits: CallLimits): Promise<Response> {
+    const deadlines = this.shared.deadlines.forTimeout(limits.timeoutMs)
     const exchange = new Exchange(request.client)
     let limit: BodyLimit | undefined
     if (body instanceof ReadableStream && request.declaredLength === null) {
-      limit = new BodyLimit(this.shared.maxBodyBytes)
+      limit = new BodyLimit(limits.maxBodyBytes)
       body = limit.apply(body)
     }
     deadlines.add(exchange)
@@ -335,7 +350,7 @@ export class Upstream {
       dropHopByHop(response.headers)
       return response
     } catch (error) {
-      throw this.failure(exchange.abortedFor ?? (limit?.exceeded ? 'too_large' : failureKindOf(error)), error)
+      throw this.failure(exchange.abortedFor ?? (limit?.exceeded ? 'too_large' : failureKindOf(error)), error, limits)
     } finally {
       deadlines.remove(exchange)
     }
@@ -392,14 +407,14 @@ export class Upstream {
 
   /** 503 while every instance is ejected, with the time until the next probe. */
   private unavailable(now: number): UpstreamFailure {
-    const seconds = this.shared.health.retryAfterSeconds(this.instances, now)
+    const seconds = this.health.retryAfterSeconds(this.instances, now)
     const which = this.balanced ? 'every instance is' : 'the backend is'
     return new UpstreamFailure('ejected', this.name, `${which} out of rotation after repeated failures; next probe in ${seconds} s`, seconds)
   }
 
-  private failure(kind: FailureKind, cause: unknown): UpstreamFailure {
+  private failure(kind: FailureKind, cause: unknown, limits: CallLimits): UpstreamFailure {
     if (FAILURES[kind].backendFault) this.shared.metrics.upstreamErrors.inc({ service: this.name, kind })
-    return new UpstreamFailure(kind, this.name, failureMessage(kind, cause, this.shared))
+    return new UpstreamFailure(kind, this.name, failureMessage(kind, cause, limits))
   }
 }
 
@@ -439,26 +454,56 @@ function failureMessage(kind: FailureKind, cause: unknown, limits: { timeoutMs: 
   }
 }
 
-/** Every configured service as an `Upstream`, sharing one deadline queue and one passive-health policy. */
+/**
+ * Every service as an `Upstream`, and the instances behind them (README, "Instances"). A policy
+ * reload makes new upstreams (`apply`) over the same instance objects, so an instance present
+ * before and after keeps its health, its ejection and its requests in flight; an instance that is
+ * gone leaves the metrics.
+ */
 export class Upstreams {
-  private readonly byName = new Map<string, Upstream>()
-  private readonly deadlines: DeadlineQueue
+  private byName = new Map<string, Upstream>()
+  /** By service and URL as configured. */
+  private instances = new Map<string, Instance>()
+  private readonly deadlines = new DeadlineQueues(WATCH_CLIENT_AFTER_MS)
+  private readonly shared: Shared
 
+  /** Starts with the environment's services (a policy file's come with `apply`). */
   constructor(
-    config: Pick<Config, 'services' | 'upstreamTimeoutMs' | 'maxBodyBytes' | 'upstreamRetries' | 'circuitFailures' | 'circuitCooldownMs' | 'circuitStatuses'>,
-    metrics: Metrics,
-    logger: Logger,
+    config: Config,
+    private readonly metrics: Metrics,
+    private readonly logger: Logger,
   ) {
-    this.deadlines = new DeadlineQueue(config.upstreamTimeoutMs, WATCH_CLIENT_AFTER_MS)
-    const shared: Shared = {
-      deadlines: this.deadlines,
-      timeoutMs: config.upstreamTimeoutMs,
-      maxBodyBytes: config.maxBodyBytes,
-      retries: config.upstreamRetries,
-      health: new PassiveHealth({ failures: config.circuitFailures, cooldownMs: config.circuitCooldownMs, statuses: config.circuitStatuses }, logger, metrics),
-      metrics,
+    this.shared = { deadlines: this.deadlines, metrics }
+    this.apply(policiesOfEnvironment(config))
+  }
+
+  /**
+   * The upstreams of `policies`, from now on what `get` answers.
+   * @returns every service's upstream, by name.
+   */
+  apply(policies: PolicySet): ReadonlyMap<string, Upstream> {
+    const instances = new Map<string, Instance>()
+    const byName = new Map<string, Upstream>()
+    for (const [name, service] of policies.services) {
+      const health = new PassiveHealth(service.circuit, this.logger, this.metrics)
+      const mine = service.instances.map((target) => {
+        const key = `${name}\n${target.url}`
+        let instance = this.instances.get(key)
+        if (instance === undefined || instance.target.origin + instance.target.basePath !== target.origin + target.basePath) {
+          instance = new Instance(name, target)
+          health.register(instance)
+        }
+        instances.set(key, instance)
+        return instance
+      })
+      byName.set(name, new Upstream(service, mine, health, this.shared))
     }
-    for (const [name, target] of config.services) this.byName.set(name, new Upstream(target, shared))
+    for (const [key, instance] of this.instances) {
+      if (!instances.has(key)) this.metrics.upstreamHealthy.remove({ service: instance.service, instance: instance.url })
+    }
+    this.instances = instances
+    this.byName = byName
+    return byName
   }
 
   /** The service registered under `name` (as it appears in the URL), if any. */

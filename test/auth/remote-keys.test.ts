@@ -1,7 +1,7 @@
 /** The identity provider's keys: a failed refresh keeps the keys already known. */
 import { expect, test } from 'bun:test'
 import { RemoteKeys } from '../../src/auth/remote-keys'
-import { createLogger } from '../../src/log'
+import { createLogger } from '../../src/ops/log'
 import { Metrics } from '../../src/ops/metrics'
 import { signingKey, startKeyServer } from '../helpers/tokens'
 import { waitFor } from '../helpers/wait'

@@ -1,7 +1,7 @@
 /** The verification policy on its own, with a clock the test moves. */
 import { expect, test } from 'bun:test'
 import type { JWTVerifyGetKey } from 'jose'
-import type { AuthConfig } from '../../src/config'
+import type { AuthConfig } from '../../src/config/settings'
 import { CLOCK_LEEWAY_SECONDS, TokenRejected, TokenVerifier, VERIFIED_CACHE_MAX_AGE_MS } from '../../src/auth/token-verifier'
 import { TEST_SECRET, hs256Token } from '../helpers/tokens'
 

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import net from 'node:net'
 import { RedisLink, RedisScript, RedisTimeout, RedisUnavailable } from '../../src/cluster/redis-link'
-import { createLogger } from '../../src/log'
+import { createLogger } from '../../src/ops/log'
 import { Metrics } from '../../src/ops/metrics'
 import { closedPort } from '../helpers/backend'
 import { type TestRedis, startRedis } from '../helpers/redis'

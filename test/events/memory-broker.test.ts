@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, test } from 'bun:test'
-import { loadConfig } from '../../src/config'
+import { loadConfig } from '../../src/config/settings'
 import { createEnvelope } from '../../src/events/envelope'
 import { Hub } from '../../src/events/hub'
 import { MemoryBroker } from '../../src/events/memory-broker'
-import { createLogger } from '../../src/log'
+import { createLogger } from '../../src/ops/log'
 import { Metrics } from '../../src/ops/metrics'
 import { envelopeOf } from '../helpers/sse-client'
 

@@ -1,11 +1,11 @@
 /** The Redis broker in-process, against a real redis-server: what the cross-process tests cannot reach. */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
 import { joinCluster } from '../../src/cluster/cluster'
-import { loadConfig } from '../../src/config'
+import { loadConfig } from '../../src/config/settings'
 import { createBroker } from '../../src/events/create-broker'
 import { createEnvelope } from '../../src/events/envelope'
 import { Hub } from '../../src/events/hub'
-import { createLogger } from '../../src/log'
+import { createLogger } from '../../src/ops/log'
 import { Metrics } from '../../src/ops/metrics'
 import { type TestRedis, startRedis } from '../helpers/redis'
 import { envelopeOf } from '../helpers/sse-client'

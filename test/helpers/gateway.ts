@@ -1,7 +1,7 @@
 /** Starts real gateways (in-process or the compiled binary) on free ports, and cleans them up. */
 import { createGateway, type Gateway } from '../../src/app'
-import { loadConfig } from '../../src/config'
-import { createLogger } from '../../src/log'
+import { loadConfig } from '../../src/config/settings'
+import { createLogger } from '../../src/ops/log'
 
 export interface LogLine {
   level: string

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test'
-import { createLogger } from '../../src/log'
+import { createLogger } from '../../src/ops/log'
 import { AccessLog } from '../../src/pipeline/access-log'
-import { RequestContext } from '../../src/pipeline/context'
+import { RequestContext } from '../../src/request/context'
 
 function collector(level: 'debug' | 'info' | 'warn' = 'info') {
   const lines: string[] = []

@@ -2,7 +2,7 @@
 import { expect, test } from 'bun:test'
 import type { ServerWebSocket } from 'bun'
 import { CorsPolicy } from '../../src/http/cors'
-import { createLogger } from '../../src/log'
+import { createLogger } from '../../src/ops/log'
 import { Metrics } from '../../src/ops/metrics'
 import { type SessionData, WebSocketBridge, WebSocketSession } from '../../src/proxy/websocket'
 

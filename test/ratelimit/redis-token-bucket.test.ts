@@ -1,7 +1,7 @@
 /** The shared token bucket against a real redis-server: one budget for every limiter, local buckets while Redis cannot answer. */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { RedisLink } from '../../src/cluster/redis-link'
-import { createLogger } from '../../src/log'
+import { createLogger } from '../../src/ops/log'
 import { Metrics } from '../../src/ops/metrics'
 import { RedisTokenBucketLimiter } from '../../src/ratelimit/redis-token-bucket'
 import { TokenBucketLimiter } from '../../src/ratelimit/token-bucket'
@@ -21,7 +21,7 @@ async function limiter(prefix: string) {
   link.start()
   expect(await waitFor(() => link.isUp, 10_000)).toBe(true)
   const fallback = new TokenBucketLimiter({ capacity: 3, perMinute: 1 })
-  return { link, fallback, shared: new RedisTokenBucketLimiter({ link, prefix, capacity: 3, perMinute: 1, fallback }) }
+  return { link, fallback, shared: new RedisTokenBucketLimiter({ link, keyPrefix: `${prefix}rate:`, capacity: 3, perMinute: 1, fallback }) }
 }
 
 describe('the shared token bucket', () => {

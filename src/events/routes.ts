@@ -1,21 +1,18 @@
 /**
- * `/api/v1/events/...` (README, "Event protocol"): subscribe (SSE), publish, broadcast and answer
- * questions. The routes talk to a `Broker` for state and to the `Hub` for this process's
- * streams; who may publish was settled by the pipeline's authenticate step.
+ * The handlers of `/api/v1/events/...` (README, "Event protocol"): subscribe (SSE), publish,
+ * broadcast and answer questions. They talk to a `Broker` for state and to the `Hub` for this
+ * process's streams. Who may publish, and whose token may subscribe or answer for a
+ * `:client_id`, was settled by the pipeline's authenticate step, as the route table says.
  */
-import { Elysia } from 'elysia'
-import type { Authenticator } from '../auth/authenticator'
-import type { EventsConfig } from '../config'
+import type { EventsConfig } from '../config/settings'
 import { readJsonObject } from '../http/body'
 import { GatewayError } from '../http/errors'
 import type { CorsPolicy } from '../http/cors'
-import { IDENTIFIER_PATTERN } from '../http/request-id'
-import type { Logger } from '../log'
+import type { Logger } from '../ops/log'
 import type { Metrics } from '../ops/metrics'
-import type { RequestContext } from '../pipeline/context'
-import { requestContext } from '../pipeline/elysia-context'
-import { applyGatewayHeaders } from '../pipeline/respond'
-import { EVENTS_ROUTES } from '../pipeline/routes'
+import { clientIdOf } from '../request/client-id'
+import type { RequestContext } from '../request/context'
+import { applyGatewayHeaders } from '../request/gateway-headers'
 import type { Upstream } from '../upstream/upstream'
 import type { Broker, FramedEvent } from './broker'
 import { MAX_EVENT_BYTES, QUESTION_ANSWERED_EVENT_TYPE, createEnvelope } from './envelope'
@@ -28,53 +25,24 @@ export interface EventsDependencies {
   config: EventsConfig
   broker: Broker
   hub: Hub
-  /** The `hitl` service, which receives the answers. */
-  hitl: Upstream
+  /** The `hitl` service, which receives the answers, as the policies current now define it. */
+  hitl: () => Upstream
   logger: Logger
   metrics: Metrics
-  /** For the gateway headers of event streams, added before their Response exists (see respond.ts). */
+  /** For the gateway headers of event streams, added before their Response exists. */
   cors: CorsPolicy
-  /** With authentication on: subscribing and answering are for the token's own client only. */
-  authenticator: Authenticator | null
 }
 
-interface Params {
-  /** Percent-decoded by Elysia; null when it does not decode (`%zz`). */
-  client_id?: string | null
-}
+type EventsHandler = (ctx: RequestContext) => Promise<Response>
 
-export function eventsRoutes(deps: EventsDependencies) {
-  return new Elysia({ name: 'events' })
-    .use(requestContext)
-    .get(EVENTS_ROUTES.subscribe, ({ ctx, params }) => subscribe(deps, ctx, ownClientId(deps, ctx, params as Params)))
-    .post(EVENTS_ROUTES.answer, ({ ctx, params }) => answer(deps, ctx, ownClientId(deps, ctx, params as Params)), { parse: 'none' })
-    .post(EVENTS_ROUTES.publish, ({ ctx, params }) => publish(deps, ctx, validClientId(params as Params)), { parse: 'none' })
-    .post(EVENTS_ROUTES.broadcast, ({ ctx }) => publish(deps, ctx, undefined), { parse: 'none' })
-}
-
-/**
- * Publishing is authorized by the pipeline for what it classified as publishing: a request
- * that reached a publish route otherwise was never checked, and is refused here.
- */
-function requirePublishClassification(ctx: RequestContext): void {
-  if (!ctx.isPublish) throw new GatewayError('not_found', `no route for ${ctx.method} ${ctx.path}`)
-}
-
-/** The `:client_id` of an event route, percent-decoded: 1–128 characters of `[A-Za-z0-9._:-]`, else 400. */
-function validClientId(params: Params): string {
-  const clientId = params.client_id
-  if (clientId === null) throw new GatewayError('bad_request', 'client_id is not valid percent-encoding')
-  if (clientId === undefined || !IDENTIFIER_PATTERN.test(clientId)) {
-    throw new GatewayError('bad_request', 'client_id must be 1-128 characters of [A-Za-z0-9._:-]')
+/** The handlers of the event routes, by route name (`request/route-table.ts`). */
+export function eventsHandlers(deps: EventsDependencies): Record<'subscribe' | 'publish' | 'broadcast' | 'answer', EventsHandler> {
+  return {
+    subscribe: (ctx) => subscribe(deps, ctx, clientIdOf(ctx)),
+    publish: (ctx) => publish(deps, ctx, clientIdOf(ctx)),
+    broadcast: (ctx) => publish(deps, ctx, undefined),
+    answer: (ctx) => answer(deps, ctx, clientIdOf(ctx)),
   }
-  return clientId
-}
-
-/** The `:client_id` of a person's route: valid, and the token's own when authentication is on (else 403). */
-function ownClientId(deps: EventsDependencies, ctx: RequestContext, params: Params): string {
-  const clientId = validClientId(params)
-  deps.authenticator?.requireClient(ctx, clientId)
-  return clientId
 }
 
 /**
@@ -123,7 +91,6 @@ async function subscribe(deps: EventsDependencies, ctx: RequestContext, clientId
 
 /** Publish: to one client (`clientId`) or the broadcast form. */
 async function publish(deps: EventsDependencies, ctx: RequestContext, clientId: string | undefined): Promise<Response> {
-  requirePublishClassification(ctx)
   const parsed = parsePublish(await readJsonObject(ctx.request, MAX_EVENT_BYTES), clientId === undefined)
   const envelope = createEnvelope(parsed.eventType, parsed.data, parsed.id)
   const target = clientId !== undefined ? [clientId] : (parsed.clientIds ?? 'connected')
@@ -144,7 +111,7 @@ async function answer(deps: EventsDependencies, ctx: RequestContext, clientId: s
   let reply: Response
   let replyBody: ArrayBuffer
   try {
-    reply = await forwardAnswer(deps.hitl, { responsePath: config.hitlResponsePath, clientId, questionId, body, requestId, subject: ctx.principal?.subject })
+    reply = await forwardAnswer(deps.hitl(), { responsePath: config.hitlResponsePath, clientId, questionId, body, requestId, subject: ctx.principal?.subject })
     replyBody = await reply.arrayBuffer()
   } catch (error) {
     await broker.settleAnswer(clientId, questionId, false).catch(() => {})

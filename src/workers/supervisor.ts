@@ -14,7 +14,7 @@
  */
 import type { Subprocess } from 'bun'
 import { AggregatorRegistry } from 'prom-client'
-import type { Logger } from '../log'
+import type { Logger } from '../ops/log'
 import { type MetricsSnapshot, SUPERVISOR_PID_VARIABLE, type SupervisorMessage, WORKER_ID_VARIABLE, type WorkerMessage } from './worker-messages'
 
 /** A worker that dies within this long of its start counts as a failed start. */

@@ -1,7 +1,7 @@
 /**
  * The one object that travels through every step of a request (README, "Design notes"):
- * what identify learned, how the route was classified, the rate-limit decision, and what the
- * record step needs to write the access log and the metrics.
+ * what identify learned, the route and the policy it was given, the rate-limit decision, and
+ * what the record step needs to write the access log and the metrics.
  *
  * A class with every field set in the constructor, so all contexts share one shape and the
  * hot path stays monomorphic.
@@ -9,10 +9,11 @@
 import type { Server } from 'bun'
 import type { Principal } from '../auth/token-verifier'
 import type { RateDecision } from '../ratelimit/token-bucket'
-import type { InstanceTarget } from '../config'
+import type { InstanceTarget } from '../config/settings'
 import type { CallRecord, Upstream } from '../upstream/upstream'
 import type { FailureKind } from '../upstream/failures'
-import type { RouteKind } from './routes'
+import type { ActivePolicy, PolicyTable } from './policy-table'
+import { ROUTES, type Route } from './route-table'
 
 export class RequestContext implements CallRecord {
   /** Read once: Bun makes a new string each time `request.url` or `request.method` is read. */
@@ -31,17 +32,25 @@ export class RequestContext implements CallRecord {
   clientIp = ''
   /** The peer is in `TRUST_PROXY`: its forwarding headers are believed and passed on. */
   peerTrusted = false
-  kind: RouteKind = 'not_found'
+  /** Who answers and which steps apply (`classify`). */
+  route: Route = ROUTES.notFound
+  /** Event routes: where the `:client_id` segment is in `url` (not decoded), and its value once decoded (`clientIdOf`). */
+  paramStart = 0
+  paramEnd = 0
+  clientId: string | undefined = undefined
   /** Proxy: the service segment as sent (not decoded), and where the rest of the path starts in `url`. */
   serviceName = ''
   restStart = 0
-  /** Proxy: the service, once the route step found it. */
+  /** The policy table the request started with, and the policy of its route (`resolvePolicy`). */
+  table: PolicyTable | undefined = undefined
+  active: ActivePolicy | undefined = undefined
+  /** Proxy: on a service with routes, the path is spelled so that backends could read it differently (refused). */
+  ambiguousPath = false
+  /** Proxy: the registered service, when there is one. */
   upstream: Upstream | undefined = undefined
   /** Proxy: attempts made (retries on other instances included), and the instance of the last one. */
   attempts = 0
   instance: InstanceTarget | undefined = undefined
-  /** `POST /api/v1/events` or `POST /api/v1/events/<client_id>`. */
-  isPublish = false
   /** Publishing: whether the request carries `Authorization: Bearer <PUBLISH_TOKEN>` (checked once). */
   hasPublishToken = false
   /** Who the request's token speaks for; absent when authentication is off (or the route needs none). */

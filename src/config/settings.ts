@@ -4,7 +4,7 @@
  * `SETTINGS`, drives parsing, defaults and `--help` (README, "Configuration").
  */
 import { availableParallelism } from 'node:os'
-import { TrustedProxies } from './http/client-ip'
+import { TrustedProxies } from '../http/client-ip'
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
@@ -65,7 +65,12 @@ export interface TlsConfig {
 export interface Config {
   port: number
   host: string
+  /** The built-in services and every `<NAME>_URL`: what the gateway serves without a policy file. */
   services: ReadonlyMap<string, ServiceTarget>
+  /** The services a `<NAME>_URL` variable set (built-in defaults left out): their URL beats a policy file's. */
+  servicesFromEnvironment: ReadonlySet<string>
+  /** `GATEWAY_CONFIG` (or `--config`): the policy file, or null (README, "Policies"). */
+  policyFile: string | null
   /** Requests per minute per client IP; 0 disables rate limiting. */
   rateLimit: number
   rateLimitBurst: number
@@ -299,6 +304,7 @@ export const SETTINGS = {
   circuitCooldownMs: setting('CIRCUIT_COOLDOWN_MS', '10000', 'how long an ejected instance rests before one probe request', integer(1)),
   circuitStatuses: setting('CIRCUIT_STATUSES', '', "backend response statuses that count as instance failures, e.g. 502,503,504; empty: only failures the gateway sees itself", statusList),
   maxStreamsPerClient: setting('SSE_MAX_STREAMS_PER_CLIENT', '32', 'open event streams per client_id on this process; one more gets 429', integer(1)),
+  policyFile: setting('GATEWAY_CONFIG', '', 'YAML file of services and their policies, reloaded on SIGHUP (or --config <path>)', optionalText),
 } as const
 
 type SettingValues = { [K in keyof typeof SETTINGS]: ReturnType<(typeof SETTINGS)[K]['parse']> }
@@ -329,10 +335,13 @@ const OWN_URL_SETTINGS: ReadonlySet<string> = new Set(
  */
 export function loadConfig(env: Env): Config {
   const values = readSettings(env)
+  const { services, fromEnvironment } = servicesOf(env)
   return {
     port: values.port,
     host: values.host,
-    services: discoverServices(env),
+    services,
+    servicesFromEnvironment: fromEnvironment,
+    policyFile: values.policyFile,
     rateLimit: values.rateLimit,
     rateLimitBurst: values.rateLimitBurst ?? Math.max(values.rateLimit, 1),
     trustProxy: values.trustProxy,
@@ -426,7 +435,13 @@ export function helpText(version: string): string {
  * @example discoverServices({ MY_SERVICE_URL: 'http://h:9000/base' }).get('my_service')?.instances[0]?.basePath // '/base'
  */
 export function discoverServices(env: Env): Map<string, ServiceTarget> {
+  return servicesOf(env).services
+}
+
+/** The services, and which of them a variable named (the others are built-in defaults). */
+function servicesOf(env: Env): { services: Map<string, ServiceTarget>; fromEnvironment: Set<string> } {
   const services = new Map<string, ServiceTarget>()
+  const fromEnvironment = new Set<string>()
   for (const [name, url] of Object.entries(BUILT_IN_SERVICES)) services.set(name, serviceTarget(name, url, `${name.toUpperCase()}_URL`))
   for (const [variable, value] of Object.entries(env)) {
     const match = /^([A-Za-z0-9_]+)_URL$/.exec(variable)
@@ -439,29 +454,44 @@ export function discoverServices(env: Env): Map<string, ServiceTarget> {
       throw new ConfigError(`invalid ${variable}=${JSON.stringify(withoutCredentials(value))}: the service name "${name}" is reserved by the gateway`)
     }
     services.set(name, serviceTarget(name, value, variable))
+    fromEnvironment.add(name)
   }
-  return services
+  return { services, fromEnvironment }
 }
 
 /** One URL, or a comma list of instances: `http://a:8080,http://b:8080/v2`. */
 function serviceTarget(name: string, value: string, variable: string): ServiceTarget {
   const entries = value.split(',').map((entry) => entry.trim())
-  const instances = entries.map((entry) => instanceTarget(entry, value, variable))
-  const twice = instances.find((instance, i) => instances.findIndex((other) => other.origin + other.basePath === instance.origin + instance.basePath) !== i)
-  if (twice !== undefined) throw invalid(variable, value, `distinct instances (${JSON.stringify(twice.url)} is listed twice)`)
+  const instances = instanceTargets(entries)
+  if (typeof instances === 'string') throw invalid(variable, value, `${INSTANCE_URL_RULE} (or a comma list of them); ${instances}`)
   return { name, url: entries.join(','), instances }
 }
 
-function instanceTarget(entry: string, value: string, variable: string): InstanceTarget {
-  const allowed = 'an http:// or https:// URL with a host and an optional path prefix, no query or fragment (or a comma list of them)'
+/** What an instance URL must be (README, "Services"). */
+export const INSTANCE_URL_RULE = 'an http:// or https:// URL with a host and an optional path prefix, no query, fragment or credentials'
+
+/**
+ * The instances of a service, one per URL, or why they cannot be (a URL that is not one, or one listed twice).
+ * @example instanceTargets(['http://a:8080', 'http://b:8080/v2']) // two targets
+ */
+export function instanceTargets(entries: readonly string[]): InstanceTarget[] | string {
+  const instances: InstanceTarget[] = []
+  for (const entry of entries) {
+    const instance = instanceTarget(entry)
+    if (instance === undefined) return `${JSON.stringify(withoutCredentials(entry))} is not one`
+    if (instances.some((other) => other.origin + other.basePath === instance.origin + instance.basePath)) return `${JSON.stringify(entry)} is listed twice`
+    instances.push(instance)
+  }
+  return instances
+}
+
+function instanceTarget(entry: string): InstanceTarget | undefined {
   let url: URL
   try {
     url = new URL(entry)
   } catch {
-    throw invalid(variable, value, `${allowed}; ${JSON.stringify(withoutCredentials(entry))} is not one`)
+    return undefined
   }
-  if (!/^https?:$/.test(url.protocol) || !url.hostname || url.search || url.hash || url.username || url.password) {
-    throw invalid(variable, value, `${allowed}; ${JSON.stringify(withoutCredentials(entry))} is not one`)
-  }
+  if (!/^https?:$/.test(url.protocol) || !url.hostname || url.search || url.hash || url.username || url.password) return undefined
   return { url: entry, origin: url.origin, basePath: url.pathname.replace(/\/+$/, '') }
 }

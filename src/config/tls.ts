@@ -4,7 +4,7 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { ConfigError, type TlsConfig } from '../config'
+import { ConfigError, type TlsConfig } from './settings'
 
 /** What `Bun.serve({ tls })` takes: PEM text. */
 export interface TlsMaterial {

@@ -5,7 +5,7 @@
 import './diagnostics-compat'
 import { writeSync } from 'node:fs'
 import pino from 'pino'
-import type { LogLevel } from './config'
+import type { LogLevel } from '../config/settings'
 
 export type Logger = pino.Logger
 
