@@ -6,7 +6,7 @@ import type { Server } from 'bun'
 import { Authenticator } from './auth/authenticator'
 import { PublisherAuth } from './auth/publisher-auth'
 import { type Cluster, joinCluster } from './cluster/cluster'
-import { type PolicySet, type RateLimitPolicy, describeService, policiesOfEnvironment } from './config/policies'
+import { type PolicyChanges, type PolicySet, type RateLimitPolicy, changesBetween, policiesOfEnvironment } from './config/policies'
 import type { Config } from './config/settings'
 import { loadTls } from './config/tls'
 import type { Broker } from './events/broker'
@@ -37,13 +37,6 @@ export interface GatewayOptions {
   policies?: PolicySet
   /** This process is worker `workerId` of a supervisor (README, "Workers"); absent for a single process. */
   workerId?: number
-}
-
-/** What a reload changed, by service name (README, "Policies", reload). */
-export interface PolicyChanges {
-  added: string[]
-  removed: string[]
-  changed: string[]
 }
 
 export interface Gateway {
@@ -183,16 +176,4 @@ function bucketsOf(policies: PolicySet): Set<string> {
     for (const route of service.routes) add(route.policy.rateLimit)
   }
   return buckets
-}
-
-/** Services added, removed, and changed in any way (URL, circuit, routes, policies). */
-function changesBetween(before: PolicySet, after: PolicySet): PolicyChanges {
-  const changes: PolicyChanges = { added: [], removed: [], changed: [] }
-  for (const name of after.services.keys()) if (!before.services.has(name)) changes.added.push(name)
-  for (const [name, service] of before.services) {
-    const now = after.services.get(name)
-    if (now === undefined) changes.removed.push(name)
-    else if (JSON.stringify(describeService(service)) !== JSON.stringify(describeService(now))) changes.changed.push(name)
-  }
-  return changes
 }

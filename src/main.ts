@@ -1,33 +1,32 @@
 /**
- * Entry point: arguments → config → supervisor (WORKERS above 1) or gateway → listen → signals.
- * `--check` and `--healthcheck` only read the settings and exit.
+ * Entry point: arguments → config and policies → supervisor (WORKERS above 1) or gateway →
+ * listen → signals. `--check` and `--healthcheck` only read the settings and exit.
  */
-import { Supervisor } from './workers/supervisor'
-import { workerIdOf } from './workers/worker-messages'
-import { ConfigError, helpText, loadConfig } from './config/settings'
+import { Registry } from 'prom-client'
 import { createGateway } from './app'
-import { createLogger } from './ops/log'
+import { type PolicySet, changesBetween } from './config/policies'
+import { type LoadedPolicies, loadPolicies } from './config/policy-file'
+import { type Config, ConfigError, helpText, loadConfig } from './config/settings'
 import { answersHealth } from './ops/healthcheck'
+import { type Logger, createLogger } from './ops/log'
+import { configReloadsCounter } from './ops/metrics'
+import { applyQuietly, reload } from './ops/reload'
 import { checkReport } from './ops/settings-check'
 import { VERSION } from './ops/version'
+import { Supervisor } from './workers/supervisor'
+import { workerIdOf } from './workers/worker-messages'
 
-const args = process.argv.slice(2)
-if (args.includes('--help') || args.includes('-h')) {
-  process.stdout.write(helpText(VERSION))
-  process.exit(0)
-}
-if (args.includes('--version') || args.includes('-v')) {
-  process.stdout.write(`${VERSION}\n`)
-  process.exit(0)
-}
-const COMMANDS = ['--check', '--healthcheck']
-if (args.length > 1 || (args.length === 1 && !COMMANDS.includes(args[0]!))) {
-  process.stderr.write(`api-gateway: unknown argument ${JSON.stringify(args[0])}; settings are environment variables (see --help)\n`)
-  process.exit(1)
+/** The commands besides serving; settings are environment variables (`--help`). */
+const COMMANDS = ['--check', '--healthcheck'] as const
+
+interface Arguments {
+  command: (typeof COMMANDS)[number] | undefined
+  /** `--config <path>`: the policy file, as `GATEWAY_CONFIG` would name it. */
+  policyFile: string | undefined
 }
 
 /** `make()`, or the end of the start with one line when a setting is wrong (README, "Configuration"). */
-function orExitOnConfigError<T>(make: () => T): T {
+function orExit<T>(make: () => T): T {
   try {
     return make()
   } catch (error) {
@@ -37,36 +36,84 @@ function orExitOnConfigError<T>(make: () => T): T {
   }
 }
 
-const config = orExitOnConfigError(() => loadConfig(process.env))
+/** The command line, or one line on stderr and exit 1. */
+function parseArguments(args: string[]): Arguments {
+  const parsed: Arguments = { command: undefined, policyFile: undefined }
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    if (arg === '--config' || arg.startsWith('--config=')) {
+      const value = arg === '--config' ? args[++i] : arg.slice('--config='.length)
+      if (!value) throw new ConfigError('--config needs the path of a policy file: --config /etc/api-gateway/policies.yaml')
+      parsed.policyFile = value
+    } else if ((COMMANDS as readonly string[]).includes(arg) && parsed.command === undefined) {
+      parsed.command = arg as Arguments['command']
+    } else {
+      throw new ConfigError(`unknown argument ${JSON.stringify(arg)}; settings are environment variables (see --help)`)
+    }
+  }
+  return parsed
+}
 
-if (args[0] === '--check') {
+const rawArgs = process.argv.slice(2)
+if (rawArgs.includes('--help') || rawArgs.includes('-h')) {
+  process.stdout.write(helpText(VERSION))
+  process.exit(0)
+}
+if (rawArgs.includes('--version') || rawArgs.includes('-v')) {
+  process.stdout.write(`${VERSION}\n`)
+  process.exit(0)
+}
+const args = orExit(() => parseArguments(rawArgs))
+// `--config` is `GATEWAY_CONFIG` for this process and for the workers it starts.
+const environment = args.policyFile === undefined ? process.env : { ...process.env, GATEWAY_CONFIG: args.policyFile }
+const config = orExit(() => loadConfig(environment))
+
+if (args.command === '--check') {
   const report = await checkReport(config, VERSION)
   process.stdout.write(report.text)
   process.exit(report.ok ? 0 : 1)
 }
-if (args[0] === '--healthcheck') process.exit((await answersHealth(config)) ? 0 : 1)
+if (args.command === '--healthcheck') process.exit((await answersHealth(config)) ? 0 : 1)
 
-const workerId = workerIdOf(process.env)
+const loaded = orExit(() => loadPolicies(config, config.policyFile))
+const workerId = workerIdOf(environment)
 const logger = createLogger(config.logLevel, undefined, workerId)
 // Log lines are written in batches: whatever waits goes out before the process ends.
 process.on('exit', () => logger.flush())
+if (loaded.urlsFromEnvironment.length > 0 && workerId === undefined) {
+  logger.info({ services: loaded.urlsFromEnvironment }, "Service URLs from the environment (<NAME>_URL) replace the policy file's")
+}
 
-if (config.workers > 1 && workerId === undefined) superviseWorkers()
-else serve()
+if (config.workers > 1 && workerId === undefined) superviseWorkers(loaded)
+else serve(loaded.policies)
 
 /** `WORKERS` above 1: this process starts the workers and watches them, serving nothing itself. */
-function superviseWorkers(): void {
+function superviseWorkers(start: LoadedPolicies): void {
+  const registry = new Registry()
+  const reloads = configReloadsCounter(registry)
   const supervisor = new Supervisor({
     workers: config.workers,
     command: workerCommand(),
-    env: process.env,
+    env: environment,
     logger,
+    registry,
     exit: (code) => {
       logger.flush()
       process.exit(code)
     },
   })
+  let current: PolicySet = start.policies
+  if (start.text !== null) supervisor.setPolicies(start.text)
   supervisor.start()
+  // Validated once here, logged and counted once; every worker gets the same text.
+  process.on('SIGHUP', () => {
+    reload({ config, logger, reloads }, (next) => {
+      const changes = changesBetween(current, next.policies)
+      current = next.policies
+      supervisor.setPolicies(next.text!)
+      return changes
+    })
+  })
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, async () => {
       logger.info({ signal }, 'Supervisor stopping: draining every worker')
@@ -85,9 +132,9 @@ function workerCommand(): string[] {
 }
 
 /** One gateway process: alone, or one of the workers. */
-function serve(): void {
+function serve(policies: PolicySet): void {
   // The TLS files are read here: a wrong one stops the start like a wrong setting.
-  const gateway = orExitOnConfigError(() => createGateway({ config, logger, workerId }))
+  const gateway = orExit(() => createGateway({ config, logger, workerId, policies }))
   let server
   try {
     server = gateway.listen()
@@ -95,22 +142,16 @@ function serve(): void {
     process.stderr.write(`api-gateway: cannot listen on ${config.host}:${config.port}: ${(error as Error).message}\n`)
     process.exit(1)
   }
-  logger.info(
-    {
-      version: VERSION,
-      // The binary is built with NODE_ENV=production, which also puts Elysia in production mode.
-      mode: process.env.NODE_ENV ?? 'development',
-      host: config.host,
-      port: server.port,
-      services: Object.fromEntries([...config.services].map(([name, service]) => [name, service.url])),
-      rate_limit: config.rateLimit,
-      // Never the URL itself: it may carry a password.
-      cluster_mode: config.redisUrl !== null,
-      authentication: config.auth === null ? 'off' : config.auth.jwtSecret !== null ? 'hs256' : 'jwks',
-      tls: config.tls !== null,
-    },
-    'api-gateway listening',
-  )
+  logStart(config, logger, gateway.policies, server.port ?? config.port)
+
+  const worker = gateway.worker
+  if (worker === null) {
+    process.on('SIGHUP', () => void reload({ config, logger, reloads: gateway.metrics.configReloads }, (next) => gateway.applyPolicies(next.policies)))
+  } else {
+    // The supervisor validates, logs and counts; a worker applies what it is handed.
+    worker.onPolicies((text) => applyQuietly(config, config.policyFile!, text, logger, (next) => gateway.applyPolicies(next)))
+    process.on('SIGHUP', () => logger.debug('SIGHUP ignored by a worker: the supervisor reloads the policies'))
+  }
 
   let stopping = false
   const stop = async (reason: string) => {
@@ -124,8 +165,28 @@ function serve(): void {
   }
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop(signal))
   // A worker never outlives its supervisor: it drains, and is gone after 12 s whatever happens.
-  gateway.worker?.watchSupervisor(() => {
+  worker?.watchSupervisor(() => {
     setTimeout(() => process.exit(1), 12_000).unref()
     void stop('supervisor gone')
   })
+}
+
+function logStart(config: Config, logger: Logger, policies: PolicySet, port: number): void {
+  logger.info(
+    {
+      version: VERSION,
+      // The binary is built with NODE_ENV=production.
+      mode: process.env.NODE_ENV ?? 'development',
+      host: config.host,
+      port,
+      services: Object.fromEntries([...policies.services].map(([name, service]) => [name, service.url])),
+      policy_file: config.policyFile ?? undefined,
+      rate_limit: config.rateLimit,
+      // Never the URL itself: it may carry a password.
+      cluster_mode: config.redisUrl !== null,
+      authentication: config.auth === null ? 'off' : config.auth.jwtSecret !== null ? 'hs256' : 'jwks',
+      tls: config.tls !== null,
+    },
+    'api-gateway listening',
+  )
 }

@@ -26,6 +26,8 @@ test('the systemd unit: restart policy, room for 100,000 streams, hardening, an 
   expect(unit.get('ProtectSystem')).toBe('strict')
   expect(unit.get('EnvironmentFile')).toBe('/etc/api-gateway/env')
   expect(unit.get('ExecStart')).toBe('/usr/local/bin/api-gateway')
+  // systemctl reload: the policy file again, without a restart.
+  expect(unit.get('ExecReload')).toBe('/bin/kill -HUP $MAINPID')
   // The drain (10 s, 12 s with workers) fits before systemd's SIGKILL.
   expect(Number.parseInt(unit.get('TimeoutStopSec')!)).toBeGreaterThan(12)
 })

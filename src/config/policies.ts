@@ -162,3 +162,25 @@ function describePolicy(policy: RoutePolicy): Record<string, unknown> {
 function describeHeaders(rules: HeaderRules): Record<string, unknown> {
   return { set: Object.fromEntries(rules.set), remove: rules.remove }
 }
+
+/** What a reload changed, by service name (README, "Policies", reload). */
+export interface PolicyChanges {
+  added: string[]
+  removed: string[]
+  /** Changed in any way: URL, circuit, routes or policies. */
+  changed: string[]
+}
+
+/**
+ * @example changesBetween(before, after) // { added: ['billing'], removed: [], changed: ['runner'] }
+ */
+export function changesBetween(before: PolicySet, after: PolicySet): PolicyChanges {
+  const changes: PolicyChanges = { added: [], removed: [], changed: [] }
+  for (const name of after.services.keys()) if (!before.services.has(name)) changes.added.push(name)
+  for (const [name, service] of before.services) {
+    const now = after.services.get(name)
+    if (now === undefined) changes.removed.push(name)
+    else if (JSON.stringify(describeService(service)) !== JSON.stringify(describeService(now))) changes.changed.push(name)
+  }
+  return changes
+}

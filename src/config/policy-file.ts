@@ -126,11 +126,13 @@ type ServiceDocument = Overrides & {
   routes?: RouteDocument[]
 }
 
-/** What reading a policy file gives besides the set: what the caller logs. */
+/** What reading a policy file gives besides the set: what the caller logs, and the text workers are handed. */
 export interface LoadedPolicies {
   policies: PolicySet
   /** Services the file names whose URL a `<NAME>_URL` variable replaced. */
   urlsFromEnvironment: string[]
+  /** The file's text as validated; null without a file. */
+  text: string | null
 }
 
 /**
@@ -139,7 +141,7 @@ export interface LoadedPolicies {
  * @throws ConfigError naming the file, the key's path and what is allowed.
  */
 export function loadPolicies(config: Config, path: string | null): LoadedPolicies {
-  if (path === null) return { policies: policiesOfEnvironment(config), urlsFromEnvironment: [] }
+  if (path === null) return { policies: policiesOfEnvironment(config), urlsFromEnvironment: [], text: null }
   let text: string
   try {
     text = readFileSync(path, 'utf8')
@@ -162,7 +164,7 @@ export function policiesOfText(config: Config, file: string, text: string): Load
   }
   const error = mostTellingError([...Value.Errors(PolicyDocument, document)], document)
   if (error !== undefined) throw new ConfigError(`${file}: ${describeError(error, document)}`)
-  return resolve(config, file, document as Document)
+  return { ...resolve(config, file, document as Document), text }
 }
 
 /**
@@ -259,7 +261,7 @@ function levenshtein(a: string, b: string): number {
 }
 
 /** The document, known to fit the schema, resolved against the environment. */
-function resolve(config: Config, file: string, document: Document): LoadedPolicies {
+function resolve(config: Config, file: string, document: Document): Omit<LoadedPolicies, 'text'> {
   const fail = (path: string, message: string) => new ConfigError(`${file}: ${path}: ${message}`)
   const global = environmentPolicy(config)
   const services = new Map(policiesOfEnvironment(config).services)

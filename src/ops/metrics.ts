@@ -150,6 +150,9 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  /** Policy file reloads (README, "Policies"), by outcome. */
+  readonly configReloads = configReloadsCounter(this.registry)
+
   readonly jwksFetches = new Counter({
     name: 'gateway_auth_jwks_fetches_total',
     help: 'Fetches of the AUTH_JWKS_URL key set, by outcome (ok, error).',
@@ -180,4 +183,21 @@ export class Metrics {
   async exposition(): Promise<Response> {
     return new Response(await this.registry.metrics(), { headers: { 'content-type': this.registry.contentType } })
   }
+}
+
+/**
+ * `gateway_config_reloads_total{outcome}`, both outcomes from 0. Its own function: under
+ * `WORKERS` the supervisor counts reloads (once per reload, not once per worker) in a registry
+ * of its own, summed with the workers' figures.
+ * @example configReloadsCounter(registry).inc({ outcome: 'applied' })
+ */
+export function configReloadsCounter(registry: Registry): Counter<'outcome'> {
+  const counter = new Counter({
+    name: 'gateway_config_reloads_total',
+    help: 'Policy file reloads (SIGHUP), by outcome (applied, rejected).',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  })
+  for (const outcome of ['applied', 'rejected']) counter.inc({ outcome }, 0)
+  return counter
 }

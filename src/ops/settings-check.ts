@@ -5,6 +5,8 @@
  */
 import { RedisClient } from 'bun'
 import net from 'node:net'
+import { type PolicySet, describeService } from '../config/policies'
+import { loadPolicies } from '../config/policy-file'
 import { type Config, ConfigError, withoutCredentials } from '../config/settings'
 import { loadTls } from '../config/tls'
 
@@ -24,7 +26,8 @@ export interface CheckResult {
  */
 export async function checkSettings(config: Config): Promise<CheckResult[]> {
   const checks: Promise<CheckResult>[] = []
-  for (const service of config.services.values()) {
+  const { policies } = checkPolicies(config)
+  for (const service of (policies?.services ?? config.services).values()) {
     for (const instance of service.instances) checks.push(reachable(`service ${service.name} ${instance.url}`, new URL(instance.url)))
   }
   if (config.redisUrl !== null) checks.push(redisAnswers(config.redisUrl))
@@ -38,11 +41,12 @@ export async function checkSettings(config: Config): Promise<CheckResult[]> {
  * @returns the text, and whether every check passed.
  */
 export async function checkReport(config: Config, version: string): Promise<{ text: string; ok: boolean }> {
-  const results = await checkSettings(config)
+  const { policies, result: policyResult } = checkPolicies(config)
+  const results = [...(policyResult === undefined ? [] : [policyResult]), ...(await checkSettings(config))]
   const failed = results.filter((result) => !result.ok).length
   const lines = [
     `api-gateway ${version} would run with:`,
-    JSON.stringify(effectiveSettings(config), null, 2),
+    JSON.stringify(effectiveSettings(config, policies), null, 2),
     '',
     ...results.map((result) => `${result.ok ? 'ok  ' : 'FAIL'}  ${result.what}: ${result.detail}`),
     '',
@@ -51,12 +55,31 @@ export async function checkReport(config: Config, version: string): Promise<{ te
   return { text: `${lines.join('\n')}\n`, ok: failed === 0 }
 }
 
-/** What the gateway would run with, secrets left out: one object for the `--check` report. */
-export function effectiveSettings(config: Config): Record<string, unknown> {
+/**
+ * The policy file validated as a start would: its policies, or the start's error as a failed check.
+ * Without a file, the environment's policies and no check.
+ */
+function checkPolicies(config: Config): { policies: PolicySet | null; result?: CheckResult } {
+  const what = `GATEWAY_CONFIG ${config.policyFile}`
+  try {
+    const { policies } = loadPolicies(config, config.policyFile)
+    return { policies, result: config.policyFile === null ? undefined : { what, ok: true, detail: `valid: ${policies.services.size} services` } }
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    return { policies: null, result: { what, ok: false, detail: error.message } }
+  }
+}
+
+/**
+ * What the gateway would run with, secrets left out: one object for the `--check` report.
+ * @param policies the effective policy of every service (null: the file did not validate).
+ */
+export function effectiveSettings(config: Config, policies: PolicySet | null = null): Record<string, unknown> {
   return {
+    policy_file: config.policyFile,
+    ...(policies === null ? {} : { policies: Object.fromEntries([...policies.services].map(([name, service]) => [name, describeService(service)])) }),
     listen: `${config.tls === null ? 'http' : 'https'}://${config.host}:${config.port}`,
     workers: config.workers,
-    services: Object.fromEntries([...config.services].map(([name, service]) => [name, service.instances.map((i) => i.url)])),
     rate_limit: { per_minute: config.rateLimit, burst: config.rateLimitBurst },
     upstream: {
       timeout_ms: config.upstreamTimeoutMs,

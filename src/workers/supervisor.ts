@@ -11,9 +11,12 @@
  * - `/metrics` on any worker asks the supervisor, which gathers every worker's figures over
  *   IPC and sums them (prom-client's `AggregatorRegistry`), keeping a dead worker's last counts
  *   so that sums never go down.
+ * - SIGHUP: the supervisor validates the policy file once and hands its text to every worker
+ *   (and to each worker it starts later), so all run one policy set; the reload is logged and
+ *   counted once, here.
  */
 import type { Subprocess } from 'bun'
-import { AggregatorRegistry } from 'prom-client'
+import { AggregatorRegistry, Registry } from 'prom-client'
 import type { Logger } from '../ops/log'
 import { type MetricsSnapshot, SUPERVISOR_PID_VARIABLE, type SupervisorMessage, WORKER_ID_VARIABLE, type WorkerMessage } from './worker-messages'
 
@@ -46,6 +49,8 @@ export interface SupervisorOptions {
   logger: Logger
   /** Called once, when the supervisor must end the process (exit code). */
   exit(code: number): void
+  /** The supervisor's own figures (the reload count), summed with the workers'. */
+  registry?: Registry
 }
 
 export class Supervisor {
@@ -55,6 +60,8 @@ export class Supervisor {
   private readonly pendingSnapshots = new Map<number, (snapshot: MetricsSnapshot) => void>()
   /** Counters and histograms of workers that died, never to be reported lower. */
   private retired: MetricsSnapshot[] = []
+  /** The policy file every worker runs, as last validated; null without one. */
+  private policyText: string | null = null
 
   constructor(private readonly options: SupervisorOptions) {
     this.slots = Array.from({ length: options.workers }, (_, i) => ({
@@ -65,6 +72,12 @@ export class Supervisor {
       lastSnapshot: undefined,
       restartTimer: undefined,
     }))
+  }
+
+  /** From now on every worker, running or started later, runs the policy file of `text`. */
+  setPolicies(text: string): void {
+    this.policyText = text
+    for (const slot of this.slots) this.sendPolicies(slot)
   }
 
   /** Starts every worker. */
@@ -142,6 +155,10 @@ export class Supervisor {
   private received(slot: Slot, message: WorkerMessage, subprocess: Subprocess): void {
     // A message from a worker this slot has already replaced counts for nothing.
     if (slot.child !== subprocess) return
+    if (message.type === 'started') {
+      this.sendPolicies(slot)
+      return
+    }
     if (message.type === 'snapshot') {
       slot.lastSnapshot = message.metrics
       this.pendingSnapshots.get(message.id)?.(message.metrics)
@@ -167,8 +184,18 @@ export class Supervisor {
     // A worker that died while the others answered is in `retired` now: counted there, not twice.
     const live = answers.filter((snapshot, i): snapshot is MetricsSnapshot => snapshot !== undefined && asked[i]!.slot.child === asked[i]!.child)
     if (this.retired.length > 1) this.retired = [await AggregatorRegistry.aggregate(this.retired).getMetricsAsJSON()] as MetricsSnapshot[]
-    const registry = AggregatorRegistry.aggregate([...live, ...this.retired])
+    const own = this.options.registry === undefined ? [] : [(await this.options.registry.getMetricsAsJSON()) as MetricsSnapshot]
+    const registry = AggregatorRegistry.aggregate([...live, ...this.retired, ...own])
     return { text: await registry.metrics(), contentType: registry.contentType }
+  }
+
+  private sendPolicies(slot: Slot): void {
+    if (this.policyText === null || slot.child === undefined) return
+    try {
+      slot.child.send({ type: 'policies', text: this.policyText } satisfies SupervisorMessage)
+    } catch {
+      // Going away: the worker started next asks again.
+    }
   }
 
   /** A worker's current figures; its last ones when it does not answer in time. */

@@ -1,7 +1,7 @@
 /**
  * What the supervisor and its workers say to each other over Bun's IPC channel (README,
- * "Workers"): only what `/metrics` needs to report every worker. Everything else a worker
- * needs is in Redis; the supervisor holds no state a worker depends on.
+ * "Workers"): what `/metrics` needs to report every worker, and the policy file the supervisor
+ * validated, so every worker runs the same policies. Everything else a worker needs is in Redis.
  */
 import type { MetricObjectWithValues, MetricValue } from 'prom-client'
 
@@ -22,6 +22,8 @@ export function workerIdOf(env: Readonly<Record<string, string | undefined>>): n
 export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[]
 
 export type WorkerMessage =
+  /** A worker is up and listening to its supervisor (which then hands it the policies in use). */
+  | { type: 'started' }
   /** A worker was scraped: it asks for every worker's figures, summed. */
   | { type: 'scrape'; id: number }
   /** A worker's own figures, answering `snapshot`. */
@@ -30,5 +32,7 @@ export type WorkerMessage =
 export type SupervisorMessage =
   /** Send your figures. */
   | { type: 'snapshot'; id: number }
+  /** Run these policies: the text of the policy file as the supervisor validated it (start or reload). */
+  | { type: 'policies'; text: string }
   /** The summed exposition, answering `scrape`. */
   | { type: 'exposition'; id: number; text: string; contentType: string }

@@ -16,14 +16,21 @@ const SUPERVISOR_CHECK_MS = 1_000
 export class WorkerLink {
   private nextScrapeId = 1
   private readonly scrapes = new Map<number, (answer: { text: string; contentType: string }) => void>()
-  /** Given by the supervisor: read from the parent later, a supervisor that died first would go unnoticed. */
+  /** Given by the supervisor in this worker's environment: read from the parent later, a supervisor that died first would go unnoticed. */
   private readonly supervisorPid = Number(process.env[SUPERVISOR_PID_VARIABLE] ?? process.ppid)
+  private policyListener: ((text: string) => void) | undefined
 
   constructor(
     readonly id: number,
     private readonly metrics: Metrics,
   ) {
     process.on('message', (message: SupervisorMessage) => void this.received(message))
+    this.send({ type: 'started' })
+  }
+
+  /** Registers the one listener given the supervisor's policy file text (at start, and on every reload). */
+  onPolicies(listener: (text: string) => void): void {
+    this.policyListener = listener
   }
 
   /**
@@ -66,6 +73,10 @@ export class WorkerLink {
   private async received(message: SupervisorMessage): Promise<void> {
     if (message.type === 'exposition') {
       this.scrapes.get(message.id)?.({ text: message.text, contentType: message.contentType })
+      return
+    }
+    if (message.type === 'policies') {
+      this.policyListener?.(message.text)
       return
     }
     if (message.type === 'snapshot') this.send({ type: 'snapshot', id: message.id, metrics: await this.snapshot() })
