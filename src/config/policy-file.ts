@@ -188,7 +188,7 @@ function keyPath(pointer: string, document: unknown): string {
   let at: unknown = document
   for (const raw of pointer.split('/').slice(1)) {
     const key = raw.replaceAll('~1', '/').replaceAll('~0', '~')
-    path += Array.isArray(at) ? `[${key}]` : /^[A-Za-z0-9_-]+$/.test(key) ? `${path === '' ? '' : '.'}${key}` : `[${JSON.stringify(key)}]`
+    path += Array.isArray(at) ? `[${key}]` : path === '' && /^[A-Za-z0-9_-]+$/.test(key) ? key : keySegment(key)
     at = at !== null && typeof at === 'object' ? (at as Record<string, unknown>)[key] : undefined
   }
   return path === '' ? '(the document)' : path
@@ -270,13 +270,13 @@ function resolve(config: Config, file: string, document: Document): Omit<LoadedP
     const at = `services.${name}`
     if (RESERVED_SERVICE_NAMES.has(name)) throw fail(at, `the service name "${name}" is reserved by the gateway`)
     let target: ServiceTarget | undefined = config.services.get(name)
-    if (config.servicesFromEnvironment.has(name)) {
-      if (service.url !== undefined) urlsFromEnvironment.push(name)
-    } else if (service.url !== undefined) {
+    if (service.url !== undefined) {
+      // Checked even where the environment's URL wins: a file is valid or not whatever the environment says.
       const entries = (Array.isArray(service.url) ? service.url : service.url.split(',')).map((entry) => entry.trim())
       const instances = instanceTargets(entries)
       if (typeof instances === 'string') throw fail(`${at}.url`, `expected ${INSTANCE_URL_RULE}, or a list of them; ${instances}`)
-      target = { name, url: entries.join(','), instances }
+      if (config.servicesFromEnvironment.has(name)) urlsFromEnvironment.push(name)
+      else target = { name, url: entries.join(','), instances }
     }
     if (target === undefined) throw fail(`${at}.url`, `required: the service has no URL (set it here, or with ${name.toUpperCase()}_URL)`)
     services.set(name, resolveService(config, name, target, service, global, fail))
@@ -353,8 +353,9 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
 
 /**
- * A level's header rules added to what it inherits: its `set` beats the inherited one for the
- * same name, and its `remove` adds to the inherited list.
+ * A level's header rules over what it inherits: for each name it sets or removes, its word
+ * beats the inherited one (a route may remove what its service sets, or set what its service
+ * removes); other inherited rules stay.
  */
 function resolveHeaders(at: string, rules: Overrides['request_headers'], inherited: HeaderRules | null, fail: Fail): HeaderRules | null {
   if (rules === undefined) return inherited
@@ -363,16 +364,23 @@ function resolveHeaders(at: string, rules: Overrides['request_headers'], inherit
     if (isGatewayOwnedHeader(name)) throw fail(where, `${name} is the gateway's own header (forwarding, request id, identity, tracing, rate-limit, CORS), Host, Content-Length or hop-by-hop: it cannot be set or removed`)
   }
   const set = new Map(inherited?.set ?? [])
-  for (const [name, value] of Object.entries(rules.set ?? {})) {
-    check(name, `${at}.set.${name}`)
-    if (!HEADER_VALUE.test(value)) throw fail(`${at}.set.${name}`, 'a header value cannot hold CR, LF or other control characters')
-    set.set(name.toLowerCase(), value)
-  }
   const remove = new Set(inherited?.remove ?? [])
   ;(rules.remove ?? []).forEach((name, i) => {
     check(name, `${at}.remove[${i}]`)
+    set.delete(name.toLowerCase())
     remove.add(name.toLowerCase())
   })
-  for (const name of set.keys()) remove.delete(name)
+  for (const [name, value] of Object.entries(rules.set ?? {})) {
+    const where = `${at}.set${keySegment(name)}`
+    check(name, where)
+    if (!HEADER_VALUE.test(value)) throw fail(where, 'a header value cannot hold CR, LF or other control characters')
+    set.set(name.toLowerCase(), value)
+    remove.delete(name.toLowerCase())
+  }
   return { set: [...set], remove: [...remove] }
+}
+
+/** `.name`, or `["odd name"]` for a key that is not a plain word (as `keyPath` writes them). */
+function keySegment(key: string): string {
+  return /^[A-Za-z0-9_-]+$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`
 }
