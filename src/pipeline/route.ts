@@ -13,6 +13,8 @@ import type { RequestContext } from '../request/context'
 /** @throws GatewayError `bad_request`, `not_found`, `method_not_allowed`, `unknown_service` or `payload_too_large`. */
 export function route(ctx: RequestContext): void {
   ctx.declaredLength = declaredLength(ctx.headers)
+  // The path matched would not be the path forwarded: `fetch` cuts a target at its `#`.
+  if (ctx.hasFragment) throw new GatewayError('bad_request', 'a request target cannot hold a fragment (#)')
   const route = ctx.route
   if (route.name === 'not_found') throw new GatewayError('not_found', `no route for ${ctx.method} ${ctx.path}`)
   if (route.methods !== null && !route.methods.has(ctx.method)) {

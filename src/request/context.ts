@@ -25,6 +25,8 @@ export class RequestContext implements CallRecord {
   readonly pathEnd: number
   /** `performance.now()` at arrival. */
   readonly startedAt: number
+  /** The request target holds a `#`: no target may (RFC 9112 §3.2), and it is refused. */
+  readonly hasFragment: boolean
   requestId = ''
   /** The socket peer, canonical spelling (no `::ffff:` prefix). */
   peerIp = ''
@@ -80,6 +82,8 @@ export class RequestContext implements CallRecord {
     this.pathStart = url.indexOf('/', url.indexOf('//') + 2)
     const query = url.indexOf('?', this.pathStart)
     this.pathEnd = query === -1 ? url.length : query
+    // Bun keeps a `#` of the request line in the URL; `fetch` would drop what follows it.
+    this.hasFragment = url.includes('#', this.pathStart)
     this.startedAt = performance.now()
   }
 

@@ -1,5 +1,6 @@
 /** Starts real gateways (in-process or the compiled binary) on free ports, and cleans them up. */
 import { createGateway, type Gateway } from '../../src/app'
+import { loadPolicies } from '../../src/config/policy-file'
 import { loadConfig } from '../../src/config/settings'
 import { createLogger } from '../../src/ops/log'
 
@@ -34,7 +35,8 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Ru
       logs.push(JSON.parse(line) as LogLine)
     },
   })
-  const gateway = createGateway({ config, logger })
+  // As main.ts does: the policy file of GATEWAY_CONFIG, when there is one.
+  const gateway = createGateway({ config, logger, policies: loadPolicies(config, config.policyFile).policies })
   const server = gateway.listen(0)
   const port = server.port!
   return {
