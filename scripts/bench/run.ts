@@ -15,12 +15,13 @@ import { type WorkersRound, runWorkersScenarios } from './workers-scenarios'
 import type { WrkResult } from './wrk'
 import { type LadderResult, runLadder } from './ladder-scenarios'
 import { type RoundResult, runProxyScenarios } from './proxy-scenarios'
+import { type PolicyRound, runPolicyScenarios } from './policy-scenarios'
 import { type ReplayRound, runReplayScenarios } from './replay-scenarios'
 import { type SseResult, runSseScenario } from './sse-scenarios'
 
 const ROOT = new URL('../..', import.meta.url).pathname
 const quick = process.argv.includes('--quick')
-/** `--only proxy|ladder|sse|replay|limiter|cluster|auth|upstream|workers`: one part, for tuning sessions. */
+/** `--only proxy|ladder|sse|replay|limiter|cluster|auth|policies|upstream|workers`: one part, for tuning sessions. */
 const only = process.argv[process.argv.indexOf('--only') + 1]
 const runs = (part: string) => !process.argv.includes('--only') || only === part
 const log = (line: string) => console.log(line)
@@ -126,6 +127,16 @@ if (runs('auth')) {
   printAuthTable(auth)
 }
 
+let policies: PolicyRound[] | undefined
+if (runs('policies')) {
+  const policyPlan = { rounds: quick ? 2 : 5, seconds: quick ? 3 : 8, connections: 64 }
+  log(
+    `\nPolicies (wrk -t1 -c${policyPlan.connections}, ${policyPlan.rounds} interleaved rounds of ${policyPlan.seconds} s): a file of 50 services and 200 routes against none; a route's header rules and require against the same token without a file; a SIGHUP every 100 ms against none`,
+  )
+  policies = await runPolicyScenarios({ ...policyPlan, binary }, log)
+  printPolicyTable(policies)
+}
+
 let upstream: { instances: InstancesRound[]; websocket: WebSocketRound[] } | undefined
 if (runs('upstream')) {
   const upstreamPlan = { rounds: quick ? 2 : 5, seconds: quick ? 3 : 8, connections: 64 }
@@ -158,6 +169,7 @@ const results = {
   limiter,
   cluster,
   auth,
+  policies,
   upstream,
   workers,
 }
@@ -329,6 +341,26 @@ function printAuthTable(rounds: AuthRound[]): void {
     // Distinct tokens come from a wrk script: their baseline is authentication off with the same script.
     scenarios.map((scenario) => ({ label: scenario, rows: of(scenario), base: of(scenario.endsWith('-distinct') ? 'off-distinct' : 'off') })),
   )
+}
+
+function printPolicyTable(rounds: PolicyRound[]): void {
+  const of = (scenario: string) => rounds.filter((r) => r.scenario === scenario)
+  // Each scenario against its baseline, measured in the same run.
+  const pairs: [string, string][] = [
+    ['file, a service it does not name', 'no file'],
+    ['50 services, 200 routes', 'no file'],
+    ['50 services, 200 routes', 'file, a service it does not name'],
+    ['route rules + require', 'auth, no rules'],
+    ['reload storm', 'no reloads'],
+  ]
+  log('\n| policies | req/s (median) | baseline | × baseline | p99 ms | p99 × baseline | gateway CPU µs/req | CPU × baseline | errors |')
+  log('|---|---|---|---|---|---|---|---|---|')
+  const by = (scenario: string, pick: (row: PolicyRound) => number) => median(of(scenario).map(pick))
+  for (const [scenario, base] of pairs) {
+    log(
+      `| ${scenario} | ${Math.round(by(scenario, (r) => r.requestsPerSecond))} | ${base} | ${(by(scenario, (r) => r.requestsPerSecond) / by(base, (r) => r.requestsPerSecond)).toFixed(2)} | ${by(scenario, (r) => r.p99Ms).toFixed(2)} | ${(by(scenario, (r) => r.p99Ms) / by(base, (r) => r.p99Ms)).toFixed(2)} | ${by(scenario, (r) => r.cpuUsPerRequest).toFixed(1)} | ${(by(scenario, (r) => r.cpuUsPerRequest) / by(base, (r) => r.cpuUsPerRequest)).toFixed(2)} | ${of(scenario).reduce((sum, r) => sum + r.errors, 0)} |`,
+    )
+  }
 }
 
 function printUpstreamTables({ instances, websocket }: { instances: InstancesRound[]; websocket: WebSocketRound[] }): void {

@@ -4,6 +4,7 @@
  * swapped whole on reload. Every value here is already resolved: a route's policy holds what
  * its route, its service or the environment said, in that order of precedence.
  */
+import type { HeaderRules } from '../http/header-rules'
 import type { Config, InstanceTarget, ServiceTarget } from './settings'
 
 export type AuthMode = 'required' | 'optional' | 'off'
@@ -24,11 +25,7 @@ export interface RateLimitPolicy {
   key: 'ip' | 'subject'
 }
 
-/** Header rules of one direction: names lower-cased; `set` replaces or adds, `remove` drops. */
-export interface HeaderRules {
-  set: readonly (readonly [name: string, value: string])[]
-  remove: readonly string[]
-}
+export type { HeaderRules }
 
 /** One claim a token must hold: any of `values` (README, "Policies", `require`). */
 export interface ClaimRequirement {

@@ -9,13 +9,13 @@
  */
 import { withoutQueryToken } from '../auth/presented-token'
 import type { RequestContext } from '../request/context'
-import { applyHeaderRules, prepareUpstreamHeaders } from './headers'
+import { applyHeaderRules } from '../http/header-rules'
+import { prepareUpstreamHeaders } from './headers'
 
 /**
  * Forwards the request to the service the route step chose and resolves with its response,
- * under the route's policy (limits, header rules).
- * Not an `async` function: it adds no promise of its own to the one the upstream returns,
- * unless the policy has response header rules.
+ * under the route's policy (limits, header rules both ways).
+ * Not an `async` function: it adds no promise of its own to the one the upstream returns.
  * @param scheme how the client reached the gateway (`X-Forwarded-Proto`).
  * @throws UpstreamFailure (as a rejection) when the exchange fails.
  */
@@ -26,7 +26,7 @@ export function proxyRequest(ctx: RequestContext, scheme: 'http' | 'https'): Pro
   ctx.keepOpen()
   const headers = prepareUpstreamHeaders(ctx.headers, ctx, scheme)
   if (policy.requestHeaders !== null) applyHeaderRules(headers, policy.requestHeaders)
-  const called = ctx.upstream!.call({
+  return ctx.upstream!.call({
     method: ctx.method,
     target: targetOf(ctx),
     headers,
@@ -35,12 +35,7 @@ export function proxyRequest(ctx: RequestContext, scheme: 'http' | 'https'): Pro
     client: request,
     record: ctx,
     limits: policy,
-  })
-  const rules = policy.responseHeaders
-  if (rules === null) return called
-  return called.then((response) => {
-    applyHeaderRules(response.headers, rules)
-    return response
+    responseHeaders: policy.responseHeaders,
   })
 }
 

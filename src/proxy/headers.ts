@@ -3,7 +3,6 @@
  * trust"): the client's, minus hop-by-hop, minus what only the gateway or a trusted proxy may
  * say, plus the forwarding headers.
  */
-import type { HeaderRules } from '../config/policies'
 import { dropHopByHop } from '../http/hop-by-hop'
 
 /** Who the gateway authenticated (README, "Authentication"); only the gateway may say. */
@@ -73,12 +72,3 @@ function dropForgeries(headers: Headers, peerTrusted: boolean): void {
   if (forged !== undefined) for (const name of forged) headers.delete(name)
 }
 
-/**
- * A policy's header rules (README, "Policies"), in place: `remove` drops, `set` replaces or adds.
- * The rules never name a header the gateway owns, so they cannot undo its own.
- * @example applyHeaderRules(response.headers, { set: [['cache-control', 'no-store']], remove: ['server'] })
- */
-export function applyHeaderRules(headers: Headers, rules: HeaderRules): void {
-  for (const name of rules.remove) headers.delete(name)
-  for (const [name, value] of rules.set) headers.set(name, value)
-}

@@ -21,7 +21,8 @@ import type { RequestContext } from '../request/context'
 import { writeGatewayHeaders } from '../request/gateway-headers'
 import type { OpenedWebSocket } from '../upstream/upstream'
 import { targetOf } from './handler'
-import { applyHeaderRules, prepareUpstreamHeaders } from './headers'
+import { applyHeaderRules } from '../http/header-rules'
+import { prepareUpstreamHeaders } from './headers'
 
 /** A client whose unsent backlog passes this is disconnected: a slow reader cannot grow the gateway's memory. */
 export const MAX_CLIENT_BACKLOG_BYTES = 1024 * 1024

@@ -6,10 +6,11 @@
  * hop-by-hop headers of the response, classifies what went wrong (`failures.ts`), feeds passive
  * health, and retries on another instance a request that reached no backend.
  */
-import { type PolicySet, type ServicePolicy, policiesOfEnvironment } from '../config/policies'
+import { type HeaderRules, type PolicySet, type ServicePolicy, policiesOfEnvironment } from '../config/policies'
 import type { Config, InstanceTarget } from '../config/settings'
 import type { Logger } from '../ops/log'
 import type { Metrics } from '../ops/metrics'
+import { applyHeaderRules } from '../http/header-rules'
 import { dropHopByHop } from '../http/hop-by-hop'
 import { pickLeastLoaded } from './balancer'
 import { BodyLimit } from './body-limit'
@@ -49,6 +50,8 @@ export interface UpstreamRequest {
   record?: CallRecord
   /** The route's limits (README, "Policies"); absent: the service's own. */
   limits?: CallLimits
+  /** The route's rules for the backend's response headers, applied as the response arrives. */
+  responseHeaders?: HeaderRules | null
 }
 
 /** What a route's policy sets for one call: the wait for headers, the retries, the body size. */
@@ -348,6 +351,7 @@ export class Upstream {
       const response = await fetch(target.origin + target.basePath + request.target, init)
       // In place: the response is handed on as it is, without a copy (`Set-Cookie` stays apart).
       dropHopByHop(response.headers)
+      if (request.responseHeaders) applyHeaderRules(response.headers, request.responseHeaders)
       return response
     } catch (error) {
       throw this.failure(exchange.abortedFor ?? (limit?.exceeded ? 'too_large' : failureKindOf(error)), error, limits)
