@@ -27,7 +27,7 @@ import { Upstreams } from './upstream/upstream'
 import { VERSION } from './ops/version'
 import { WorkerLink } from './workers/worker'
 
-/** Idle keep-alive client connections close after this long (Elysia's default, kept). */
+/** Idle keep-alive client connections close after this long. */
 const CLIENT_IDLE_TIMEOUT_SECONDS = 30
 
 export interface GatewayOptions {

@@ -16,6 +16,9 @@ import { VERSION } from './ops/version'
 import { Supervisor } from './workers/supervisor'
 import { workerIdOf } from './workers/worker-messages'
 
+/** How long a worker waits for its supervisor's policies before it gives up (and is started again). */
+const POLICIES_WAIT_MS = 10_000
+
 /** The commands besides serving; settings are environment variables (`--help`). */
 const COMMANDS = ['--check', '--healthcheck'] as const
 
@@ -75,8 +78,10 @@ if (args.command === '--check') {
 }
 if (args.command === '--healthcheck') process.exit((await answersHealth(config)) ? 0 : 1)
 
-const loaded = orExit(() => loadPolicies(config, config.policyFile))
 const workerId = workerIdOf(environment)
+// A worker never reads the policy file: it runs what its supervisor validated, handed over IPC
+// before it listens (a file edited since, without a reload, must not reach it).
+const loaded = workerId === undefined ? orExit(() => loadPolicies(config, config.policyFile)) : loadPolicies(config, null)
 const logger = createLogger(config.logLevel, undefined, workerId)
 // Log lines are written in batches: whatever waits goes out before the process ends.
 process.on('exit', () => logger.flush())
@@ -85,7 +90,7 @@ if (loaded.urlsFromEnvironment.length > 0 && workerId === undefined) {
 }
 
 if (config.workers > 1 && workerId === undefined) superviseWorkers(loaded)
-else serve(loaded.policies)
+else await serve(loaded.policies)
 
 /** `WORKERS` above 1: this process starts the workers and watches them, serving nothing itself. */
 function superviseWorkers(start: LoadedPolicies): void {
@@ -132,9 +137,24 @@ function workerCommand(): string[] {
 }
 
 /** One gateway process: alone, or one of the workers. */
-function serve(policies: PolicySet): void {
+async function serve(policies: PolicySet): Promise<void> {
   // The TLS files are read here: a wrong one stops the start like a wrong setting.
   const gateway = orExit(() => createGateway({ config, logger, workerId, policies }))
+  const worker = gateway.worker
+  if (worker !== null && config.policyFile !== null) {
+    // The supervisor validates, logs and counts; a worker applies what it is handed, first before it listens.
+    const first = Promise.withResolvers<void>()
+    worker.onPolicies((text) => {
+      applyQuietly(config, config.policyFile!, text, logger, (next) => gateway.applyPolicies(next))
+      first.resolve()
+    })
+    const timer = setTimeout(() => {
+      process.stderr.write(`api-gateway: worker ${worker.id} got no policies from its supervisor within ${POLICIES_WAIT_MS / 1000} s\n`)
+      process.exit(1)
+    }, POLICIES_WAIT_MS)
+    await first.promise
+    clearTimeout(timer)
+  }
   let server
   try {
     server = gateway.listen()
@@ -144,12 +164,9 @@ function serve(policies: PolicySet): void {
   }
   logStart(config, logger, gateway.policies, server.port ?? config.port)
 
-  const worker = gateway.worker
   if (worker === null) {
     process.on('SIGHUP', () => void reload({ config, logger, reloads: gateway.metrics.configReloads }, (next) => gateway.applyPolicies(next.policies)))
   } else {
-    // The supervisor validates, logs and counts; a worker applies what it is handed.
-    worker.onPolicies((text) => applyQuietly(config, config.policyFile!, text, logger, (next) => gateway.applyPolicies(next)))
     process.on('SIGHUP', () => logger.debug('SIGHUP ignored by a worker: the supervisor reloads the policies'))
   }
 

@@ -9,7 +9,7 @@ import type { Config, InstanceTarget, ServiceTarget } from './settings'
 
 export type AuthMode = 'required' | 'optional' | 'off'
 
-/** The methods a route may allow (README, "Reverse proxy"). */
+/** The methods the proxy forwards, and so the ones a route may allow (README, "Reverse proxy"). */
 export const ROUTE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 
 /** A token bucket and who it is kept for. */

@@ -305,8 +305,10 @@ function resolveService(config: Config, name: string, target: ServiceTarget, ser
     const earlier = seen.get(spelled)
     if (earlier !== undefined) throw fail(`${routeAt}.path`, `${JSON.stringify(route.path)} is the path of routes[${earlier}] too; each route needs its own path`)
     seen.set(spelled, i)
-    const policy = resolveOverrides(config, `route:${name}:${route.path}`, routeAt, route, base, fail)
-    if (route.methods !== undefined) policy.methods = new Set(route.methods)
+    // The buckets are named by the path as matched, so respelling it in the file keeps its tokens.
+    const policy = resolveOverrides(config, `route:${name}:/${spelled}`, routeAt, route, base, fail)
+    // HEAD is answered wherever GET is, as on the gateway's own routes (RFC 9110 §9.3.2).
+    if (route.methods !== undefined) policy.methods = new Set(route.methods.includes('GET') ? [...route.methods, 'HEAD'] : route.methods)
     if (route.require !== undefined) {
       if (config.auth === null) throw fail(`${routeAt}.require`, 'needs authentication, which is not configured (AUTH_JWT_SECRET or AUTH_JWKS_URL)')
       if (policy.auth === 'off') throw fail(`${routeAt}.require`, 'cannot apply where auth is off')
@@ -328,7 +330,7 @@ function resolveOverrides(config: Config, id: string, at: string, level: Overrid
     maxBodyBytes: level.max_body_bytes ?? parent.maxBodyBytes,
     auth: level.auth === undefined ? parent.auth : resolveAuth(config, `${at}.auth`, level.auth, fail),
     require: [],
-    rateLimit: level.rate_limit === undefined ? parent.rateLimit : resolveRateLimit(id, level.rate_limit),
+    rateLimit: level.rate_limit === undefined ? parent.rateLimit : resolveRateLimit(config, id, `${at}.rate_limit`, level.rate_limit, fail),
     requestHeaders: resolveHeaders(`${at}.request_headers`, level.request_headers, parent.requestHeaders, fail),
     responseHeaders: resolveHeaders(`${at}.response_headers`, level.response_headers, parent.responseHeaders, fail),
     methods: null,
@@ -342,8 +344,10 @@ function resolveAuth(config: Config, at: string, auth: 'required' | 'optional' |
   return auth
 }
 
-function resolveRateLimit(id: string, limit: NonNullable<Overrides['rate_limit']>): RateLimitPolicy | null {
+function resolveRateLimit(config: Config, id: string, at: string, limit: NonNullable<Overrides['rate_limit']>, fail: Fail): RateLimitPolicy | null {
   if (limit === 'off' || limit === false) return null
+  // Without tokens there is no subject: such a limit would quietly be one per IP.
+  if (limit.key === 'subject' && config.auth === null) throw fail(`${at}.key`, 'subject needs authentication, which is not configured (AUTH_JWT_SECRET or AUTH_JWKS_URL); use ip')
   return { bucket: id, perMinute: limit.rate, burst: limit.burst ?? limit.rate, key: limit.key ?? 'ip' }
 }
 

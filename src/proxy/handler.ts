@@ -4,8 +4,8 @@
  * hop-by-hop headers). Everything before (route) and after (gateway headers, access log) is the
  * pipeline's.
  *
- * This is the gateway's hot path: the pipeline calls it directly, never through Elysia's router
- * and hooks (README, "Design notes").
+ * This is the gateway's hot path: the pipeline calls it directly, with no framework's router
+ * or hooks in between (README, "Design notes").
  */
 import { withoutQueryToken } from '../auth/presented-token'
 import type { RequestContext } from '../request/context'

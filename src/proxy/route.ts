@@ -6,12 +6,13 @@
  * of a service's base path.) On a service with routes a path that backends could read another
  * way than the gateway matched it is refused (`config/route-paths.ts`).
  */
+import { ROUTE_METHODS } from '../config/policies'
 import { AMBIGUOUS_PATH } from '../config/route-paths'
 import { GatewayError } from '../http/errors'
 import type { RequestContext } from '../request/context'
 
 /** The methods the proxy forwards; metrics count any other as `OTHER`. */
-export const PROXIED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
+export const PROXIED_METHODS: ReadonlySet<string> = new Set(ROUTE_METHODS)
 
 /** A `%` not followed by two hex digits (RFC 3986 §2.1). */
 const MALFORMED_PERCENT = /%(?![0-9A-Fa-f]{2})/

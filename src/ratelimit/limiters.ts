@@ -66,8 +66,9 @@ export class Limiters {
 
   private sharedLimiter(limit: RateLimitPolicy, fallback: TokenBucketLimiter): RedisTokenBucketLimiter {
     const { link, prefix } = this.shared!
-    // The environment's buckets keep the keys they always had: `<prefix>rate:<ip>`.
-    const keyPrefix = limit.bucket === 'global' ? `${prefix}rate:` : `${prefix}rate:${limit.bucket}:`
-    return new RedisTokenBucketLimiter({ link, keyPrefix, capacity: limit.burst, perMinute: limit.perMinute, fallback })
+    // `<prefix>limit:<bucket>:<key>`, the bucket's name encoded so that no bucket and key can
+    // spell another's. A new name, not the `rate:` of the GCRA keys before: during a rolling
+    // upgrade old and new gateways keep separate budgets rather than misreading each other's.
+    return new RedisTokenBucketLimiter({ link, keyPrefix: `${prefix}limit:${encodeURIComponent(limit.bucket)}:`, capacity: limit.burst, perMinute: limit.perMinute, fallback })
   }
 }

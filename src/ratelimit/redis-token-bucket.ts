@@ -46,7 +46,7 @@ export const DECISION_TIMEOUT_MS = 100
 
 export interface SharedLimiterOptions {
   link: RedisLink
-  /** Before every key: `REDIS_KEY_PREFIX` and the buckets' name (`gw:rate:`, `gw:rate:route:billing:/admin:`). */
+  /** Before every key: `REDIS_KEY_PREFIX` and the buckets' name (`gw:limit:global:`, `gw:limit:route%3Abilling%3A%2Fadmin:`). */
   keyPrefix: string
   capacity: number
   perMinute: number

@@ -97,28 +97,3 @@ export class RequestContext implements CallRecord {
     this.server?.timeout(this.request, 0)
   }
 }
-
-/** Where a request carries its context while the Elysia app answers it. */
-const CONTEXT = Symbol('api-gateway.context')
-
-type WithContext = Request & { [CONTEXT]?: RequestContext }
-
-/** Hands `ctx` to the Elysia app along with the request the app is given (read back by `contextOf`). */
-export function attachContext(request: Request, ctx: RequestContext): void {
-  ;(request as WithContext)[CONTEXT] = ctx
-}
-
-/**
- * Lets go of the context once the response exists: an event stream keeps its request alive
- * for hours, and the context must not stay with it.
- */
-export function detachContext(request: Request): void {
-  ;(request as WithContext)[CONTEXT] = undefined
-}
-
-/** The context the pipeline attached to `request`. */
-export function contextOf(request: Request): RequestContext {
-  const ctx = (request as WithContext)[CONTEXT]
-  if (ctx === undefined) throw new Error('the request did not come through the pipeline')
-  return ctx
-}

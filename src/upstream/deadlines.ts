@@ -139,6 +139,14 @@ export class DeadlineQueues {
     return queue
   }
 
+  /**
+   * Forgets the queues of timeouts no policy uses any more, once they are empty; a queue with
+   * entries keeps its timer until they are done.
+   */
+  retainOnly(timeouts: ReadonlySet<number>): void {
+    for (const [timeout, queue] of this.byTimeout) if (!timeouts.has(timeout) && queue.length === 0) this.byTimeout.delete(timeout)
+  }
+
   /** Entries in flight, in every queue. */
   get length(): number {
     let length = 0

@@ -13,6 +13,8 @@ export class Instance {
   ejectedUntil = 0
   /** Ejected, cooled down, and its one probe request is in flight. */
   probing = false
+  /** A reload took it out of its service: its health is no longer reported. */
+  retired = false
 
   constructor(
     readonly service: string,

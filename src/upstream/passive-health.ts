@@ -56,7 +56,7 @@ export class PassiveHealth {
 
   succeeded(instance: Instance): void {
     instance.consecutiveFailures = 0
-    if (!instance.ejected) return
+    if (!instance.ejected || instance.retired) return
     instance.ejectedUntil = 0
     instance.probing = false
     this.metrics.upstreamHealthy.set({ service: instance.service, instance: instance.url }, 1)
@@ -72,8 +72,9 @@ export class PassiveHealth {
       instance.ejectedUntil = performance.now() + this.settings.cooldownMs
       return
     }
-    // An older request failing while the instance is out changes nothing (its probe decides).
-    if (this.settings.failures === 0 || instance.ejected || instance.consecutiveFailures < this.settings.failures) return
+    // An older request failing while the instance is out changes nothing (its probe decides); a
+    // request still in flight on an instance a reload removed reports nothing.
+    if (this.settings.failures === 0 || instance.ejected || instance.retired || instance.consecutiveFailures < this.settings.failures) return
     instance.ejectedUntil = performance.now() + this.settings.cooldownMs
     this.metrics.upstreamEjections.inc({ service: instance.service, instance: instance.url })
     this.metrics.upstreamHealthy.set({ service: instance.service, instance: instance.url }, 0)

@@ -131,11 +131,6 @@ export class Upstream {
     return this.service.name
   }
 
-  /** The service's setting as configured (the startup log). */
-  get url(): string {
-    return this.service.url
-  }
-
   /**
    * Sends the request and resolves with the backend's response, its body still streaming.
    * Not an `async` function: a single instance's call adds no promise of its own to the exchange.
@@ -493,7 +488,7 @@ export class Upstreams {
       const mine = service.instances.map((target) => {
         const key = `${name}\n${target.url}`
         let instance = this.instances.get(key)
-        if (instance === undefined || instance.target.origin + instance.target.basePath !== target.origin + target.basePath) {
+        if (instance === undefined) {
           instance = new Instance(name, target)
           health.register(instance)
         }
@@ -503,14 +498,21 @@ export class Upstreams {
       byName.set(name, new Upstream(service, mine, health, this.shared))
     }
     for (const [key, instance] of this.instances) {
-      if (!instances.has(key)) this.metrics.upstreamHealthy.remove({ service: instance.service, instance: instance.url })
+      if (instances.has(key)) continue
+      // Requests still in flight on it end quietly: its series do not come back.
+      instance.retired = true
+      this.metrics.upstreamHealthy.remove({ service: instance.service, instance: instance.url })
     }
+    this.deadlines.retainOnly(timeoutsOf(policies))
     this.instances = instances
     this.byName = byName
     return byName
   }
 
-  /** The service registered under `name` (as it appears in the URL), if any. */
+  /**
+   * The service registered under `name` (as it appears in the URL), if any. A test seam: the
+   * gateway takes its upstreams from the policy table; the upstream module's tests call them here.
+   */
   get(name: string): Upstream | undefined {
     return this.byName.get(name)
   }
@@ -526,4 +528,14 @@ export class Upstreams {
   close(): void {
     this.deadlines.close()
   }
+}
+
+/** Every header timeout a policy set uses: the deadline queues to keep. */
+function timeoutsOf(policies: PolicySet): Set<number> {
+  const timeouts = new Set([policies.global.timeoutMs])
+  for (const service of policies.services.values()) {
+    timeouts.add(service.policy.timeoutMs)
+    for (const route of service.routes) timeouts.add(route.policy.timeoutMs)
+  }
+  return timeouts
 }

@@ -19,6 +19,8 @@ export class WorkerLink {
   /** Given by the supervisor in this worker's environment: read from the parent later, a supervisor that died first would go unnoticed. */
   private readonly supervisorPid = Number(process.env[SUPERVISOR_PID_VARIABLE] ?? process.ppid)
   private policyListener: ((text: string) => void) | undefined
+  /** Policies that came before a listener was registered. */
+  private unheardPolicies: string | undefined
 
   constructor(
     readonly id: number,
@@ -31,6 +33,8 @@ export class WorkerLink {
   /** Registers the one listener given the supervisor's policy file text (at start, and on every reload). */
   onPolicies(listener: (text: string) => void): void {
     this.policyListener = listener
+    if (this.unheardPolicies !== undefined) listener(this.unheardPolicies)
+    this.unheardPolicies = undefined
   }
 
   /**
@@ -76,7 +80,8 @@ export class WorkerLink {
       return
     }
     if (message.type === 'policies') {
-      this.policyListener?.(message.text)
+      if (this.policyListener === undefined) this.unheardPolicies = message.text
+      else this.policyListener(message.text)
       return
     }
     if (message.type === 'snapshot') this.send({ type: 'snapshot', id: message.id, metrics: await this.snapshot() })

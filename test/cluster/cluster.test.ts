@@ -193,7 +193,7 @@ describe('one rate-limit budget across the cluster', () => {
       expect(onC.headers.get('ratelimit-limit')).toBe('10')
       expect(onC.headers.get('ratelimit-remaining')).toBe('0')
       expect(Number(onC.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
-      expect(await redis.cli('--scan', '--pattern', 'limits:rate:*')).toBe('limits:rate:127.0.0.1')
+      expect(await redis.cli('--scan', '--pattern', 'limits:limit:*')).toBe('limits:limit:global:127.0.0.1')
     } finally {
       await Promise.all([c.kill(), d.kill()])
       backend.stop()

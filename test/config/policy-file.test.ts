@@ -183,6 +183,11 @@ describe('validation: every error names the file, the key path and what is allow
     expectRefused('services:\n  billing:\n    url: http://127.0.0.1:9000\n    case_sensitive: "yes"\n', 'services.billing.case_sensitive', ['"yes"', 'true or false'])
   })
 
+  test('rate_limit key subject without authentication configured is refused (it would quietly limit per IP)', () => {
+    expectRefused(billingDocument({ rate_limit: { rate: 60, key: 'subject' } }), 'services.billing.rate_limit.key', ['subject', 'authentication'])
+    expect(service(accepted(billingDocument({ rate_limit: { rate: 60, key: 'subject' } }), WITH_AUTH), 'billing').policy.rateLimit?.key).toBe('subject')
+  })
+
   test('auth must be required, optional or off', () => {
     expectRefused(billingDocument({ auth: 'maybe' }), 'services.billing.auth', ['"maybe"', 'required', 'optional', 'off'], WITH_AUTH)
   })
@@ -517,7 +522,8 @@ services:
   test('methods and require resolve onto the route: a list of claim values means any one of them', () => {
     const loaded = accepted(billingDocument({ routes: [{ path: '/admin', methods: ['GET', 'POST'], require: { roles: ['admin', 'root'], scope: 'write', level: 3 } }, { path: '/open' }] }), WITH_AUTH)
     const admin = route(service(loaded, 'billing'), '/admin')
-    expect([...admin.methods!]).toEqual(['GET', 'POST'])
+    // HEAD comes with GET (RFC 9110 §9.3.2), as on the gateway's own routes.
+    expect([...admin.methods!]).toEqual(['GET', 'POST', 'HEAD'])
     expect(admin.require).toEqual([
       { claim: 'roles', values: ['admin', 'root'] },
       { claim: 'scope', values: ['write'] },
@@ -600,7 +606,8 @@ services:
       auth: 'required',
       rate_limit: { rate: 600, burst: 100, key: 'subject', buckets: 'service:billing' },
       routes: [
-        { path: '/admin', methods: ['GET', 'POST'], require: { roles: 'admin' }, auth: 'required', rate_limit: { buckets: 'service:billing' } },
+        // HEAD comes with GET (RFC 9110 §9.3.2), as on the gateway's own routes.
+        { path: '/admin', methods: ['GET', 'POST', 'HEAD'], require: { roles: 'admin' }, auth: 'required', rate_limit: { buckets: 'service:billing' } },
         { path: '/public', auth: 'off', rate_limit: { rate: 60, burst: 10, key: 'ip', buckets: 'route:billing:/public' } },
       ],
     })

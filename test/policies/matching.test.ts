@@ -64,6 +64,12 @@ services:
         auth: off
       - path: /readonly
         methods: [GET]
+      - path: /café
+        auth: required
+        require: { roles: admin }
+      - path: /v1/items:batch
+        auth: required
+        require: { roles: admin }
   folded:
     url: ${folded.url}
     case_sensitive: false
@@ -251,8 +257,38 @@ describe('percent-encoded unreserved characters are matched decoded, and forward
     await expectAdminOnly(billing, `/api/v1/billing${rest}`, forwarded)
   })
 
-  test('reserved characters stay encoded for matching: /admin%3Fx is the segment "admin%3Fx", not /admin?x (service policy, forwarded as sent)', async () => {
-    await expectServicePolicy(billing, '/api/v1/billing/admin%3Fx', '/admin%3Fx')
+  test('a route written raw outside ASCII (/café) covers the request as clients send it (/caf%C3%A9) and needs its role; /café is forwarded as sent', async () => {
+    const anonymous = await send(billing, '/api/v1/billing/caf%C3%A9/menu')
+    expect(anonymous.status).toBe(401)
+    expect(anonymous.reached).toEqual([])
+    const admitted = await send(billing, '/api/v1/billing/caf%c3%a9/menu', { token: admin })
+    expect(admitted.status).toBe(200)
+    expect(admitted.reached.map((seen) => seen.target)).toEqual(['/caf%c3%a9/menu'])
+  })
+
+  test('a route with a reserved character (/v1/items:batch) needs its role raw, and its encoded spelling (%3A, which Go, Spring, Django and Rails decode) is refused, never let through', async () => {
+    expect((await send(billing, '/api/v1/billing/v1/items:batch')).status).toBe(401)
+    for (const rest of ['/v1/items%3Abatch', '/v1/items%3abatch']) {
+      const response = await send(billing, `/api/v1/billing${rest}`)
+      expect([rest, response.status]).toEqual([rest, 400])
+      expect(response.reached).toEqual([])
+    }
+  })
+
+  test('%25 (a backend decoding twice would read %2569 as i) and encoded control characters (%00, %09, %7F) are ambiguous: 400, never forwarded', async () => {
+    for (const rest of ['/adm%2569n', '/admin%00', '/admin%09', '/admin%7F', '/admin%0a']) {
+      const response = await send(billing, `/api/v1/billing${rest}`)
+      expect([rest, response.status]).toEqual([rest, 400])
+      expect(response.reached).toEqual([])
+    }
+  })
+
+  test('an encoded reserved character is ambiguous (backends differ on decoding it): /admin%3Fx, /admin%3Ax, /adm%40in get 400 and are never forwarded', async () => {
+    for (const rest of ['/admin%3Fx', '/admin%3Ax', '/adm%40in', '/admin%2Cx', '/admin%3dx']) {
+      const response = await send(billing, `/api/v1/billing${rest}`)
+      expect([rest, response.status]).toEqual([rest, 400])
+      expect(response.reached).toEqual([])
+    }
   })
 })
 
@@ -391,11 +427,11 @@ describe('the longest matching route wins', () => {
 })
 
 describe('methods on a route', () => {
-  test('POST to a GET-only route: 405 method_not_allowed with Allow: GET, never forwarded', async () => {
+  test('POST to a GET-only route: 405 method_not_allowed with Allow: GET, HEAD (HEAD comes with GET), never forwarded', async () => {
     const response = await send(billing, '/api/v1/billing/readonly/x', { method: 'POST', body: 'x' })
     expect(response.status).toBe(405)
     expect(errorOf(response)).toBe('method_not_allowed')
-    expect(header(response, 'allow')).toBe('GET')
+    expect(header(response, 'allow')).toBe('GET, HEAD')
     expect(response.reached).toEqual([])
   })
 
@@ -414,10 +450,10 @@ describe('methods on a route', () => {
     expect(response.reached).toEqual([])
   })
 
-  test('a plain OPTIONS (not a preflight) is another method: 405 with Allow: GET', async () => {
+  test('a plain OPTIONS (not a preflight) is another method: 405 with Allow: GET, HEAD', async () => {
     const response = await send(billing, '/api/v1/billing/readonly', { method: 'OPTIONS' })
     expect(response.status).toBe(405)
-    expect(header(response, 'allow')).toBe('GET')
+    expect(header(response, 'allow')).toBe('GET, HEAD')
     expect(response.reached).toEqual([])
   })
 })

@@ -514,4 +514,20 @@ describe('SIGHUP to a WORKERS=2 supervisor', () => {
     expect([...still].sort()).toEqual([1, 2])
     expect(alive(gw.child.pid)).toBe(true)
   }, 30_000)
+
+  test('a worker started again while the file on disk does not validate (edited, never reloaded) runs what the supervisor validated last, and serves', async () => {
+    // The file on disk is still the rejected one of the test before; the policies in force are v2.
+    rewrite(file, { services: { alpha: { url: backend.url, retries: 'many' } } })
+    const first = workerPids().get(1)!
+    const startsBefore = gw.logs.filter((l) => l.msg === 'Worker started').length
+    process.kill(first, 'SIGKILL')
+    expect(await waitFor(() => gw.logs.filter((l) => l.msg === 'Worker started').length > startsBefore, 10_000)).toBe(true)
+    expect(await waitFor(() => linesOf(gw.logs, 'api-gateway listening').length >= 3, 10_000)).toBe(true)
+    const served = await onEveryWorker('/api/v1/alpha/x', async (r) => {
+      expect(r.status).toBe(200)
+      expect(r.headers.get('x-policy')).toBe('v2')
+    })
+    expect([...served].sort()).toEqual([1, 2])
+    expect(gw.logs.some((l) => l.msg === 'Worker died: starting it again' && l.exit_code === 1)).toBe(false)
+  }, 30_000)
 })

@@ -83,6 +83,15 @@ describe('path and query are forwarded byte-exact', () => {
     expect(backend.seen.length).toBe(before)
   })
 
+  test('a Host that is not an authority (a / or a space in it) gets 400: Bun builds the URL from it, and the path would seem to start elsewhere', async () => {
+    const before = prefixed.seen.length
+    for (const host of ['a/b', 'a b', 'a\\b', 'a?b', 'user@a']) {
+      const response = await rawRequest(gw.port, `GET /zz/api/v1/prefixed/x HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)
+      expect([host, response.status]).toEqual([host, 400])
+    }
+    expect(prefixed.seen.length).toBe(before)
+  })
+
   test('dot segments are resolved against the gateway path and never climb out of a base path', async () => {
     const cases: [string, string][] = [
       ['/api/v1/prefixed/a/../b', '/base/b'],
