@@ -182,3 +182,43 @@ describe("the compiled binary never prints a URL's credentials", () => {
     }
   }, 20_000)
 })
+
+describe('the compiled binary with a policy file', () => {
+  test('serves per-route policies, refuses an ambiguous spelling, and applies a changed file on SIGHUP', async () => {
+    const dir = (await import('node:fs')).mkdtempSync(`${(await import('node:os')).tmpdir()}/gw-binary-policies-`)
+    const file = `${dir}/policies.yaml`
+    const write = (publicAuth: string) =>
+      Bun.write(
+        file,
+        `services:\n  shop:\n    url: ${backend.url}\n    routes:\n      - path: /public\n        auth: ${publicAuth}\n        response_headers: { set: { X-Policy: "${publicAuth}" } }\n`,
+      )
+    await write('off')
+    const port = await closedPort()
+    const child = Bun.spawn([BINARY], {
+      env: { PATH: process.env.PATH!, PORT: String(port), HOST: '127.0.0.1', GATEWAY_CONFIG: file, AUTH_JWT_SECRET: 'binary-policies-secret-of-32-bytes!' },
+      stdin: 'ignore',
+      stdout: 'pipe',
+      stderr: 'inherit',
+    })
+    try {
+      const base = `http://127.0.0.1:${port}`
+      let health = 0
+      for (let i = 0; i < 100 && health !== 200; i++) health = await fetch(`${base}/health`).then((r) => r.status, async () => (await Bun.sleep(50), 0))
+      const open = await fetch(`${base}/api/v1/shop/public/x`)
+      expect([open.status, open.headers.get('x-policy')]).toEqual([200, 'off'])
+      expect((await fetch(`${base}/api/v1/shop/private/x`)).status).toBe(401)
+      const ambiguous = await fetch(`${base}/api/v1/shop/public/..;/private`)
+      expect([400, 401]).toContain(ambiguous.status)
+      await write('required')
+      child.kill('SIGHUP')
+      let status = 200
+      for (let i = 0; i < 100 && status === 200; i++) {
+        await Bun.sleep(20)
+        status = (await fetch(`${base}/api/v1/shop/public/x`)).status
+      }
+      expect(status).toBe(401)
+    } finally {
+      child.kill('SIGKILL')
+    }
+  }, 30_000)
+})
