@@ -75,7 +75,6 @@ export function createGateway({ config, logger, workerId, policies = policiesOfE
   const worker = workerId === undefined ? null : new WorkerLink(workerId, metrics)
   const hub = new Hub(config.events.heartbeatMs, config.events.buffer, metrics, logger)
   const cluster = joinCluster(config, hub, logger, metrics)
-  const broker = createBroker(config, hub, metrics, logger, cluster)
   const upstreams = new Upstreams(config, metrics, logger)
   // Local buckets always exist: alone they are the limiter; in cluster mode they decide while Redis cannot.
   const limiters = new Limiters(cluster === null ? null : { link: cluster.link, prefix: cluster.prefix })
@@ -84,6 +83,8 @@ export function createGateway({ config, logger, workerId, policies = policiesOfE
   lifecycle.onShutdown(() => hub.closeAll('shutdown'))
 
   let table: PolicyTable = tableOf(policies, upstreams, limiters)
+  const hitl = () => table.services.get('hitl')!.upstream
+  const broker = createBroker({ config, hub, metrics, logger, cluster, hitl })
   const cors = new CorsPolicy(config.corsOrigins)
   const authenticator = Authenticator.create(config.auth, cors, logger, metrics)
   const websockets = new WebSocketBridge(metrics, logger, cors)
@@ -104,7 +105,7 @@ export function createGateway({ config, logger, workerId, policies = policiesOfE
         redis: cluster === null ? null : () => cluster.link.isUp,
         workerId: worker?.id ?? null,
       }),
-      ...eventsHandlers({ config: config.events, broker, hub, hitl: () => table.services.get('hitl')!.upstream, logger, metrics, cors }),
+      ...eventsHandlers({ config: config.events, broker, hub, hitl, logger, metrics, cors }),
     },
     websockets,
     metrics,

@@ -15,6 +15,7 @@
  *   claim per question wins, decided atomically by the store.
  */
 import type { EventEnvelope } from './envelope'
+import type { AnswerOutcome, CancelOutcome, Hold, QuestionLookup, QuestionSpec, QuestionView, RecordedAnswer } from './questions'
 
 /** Who a published event is for: named clients, or every client with an open stream right now (see above). */
 export type PublishTarget = readonly string[] | 'connected'
@@ -43,27 +44,38 @@ export interface Replay {
   events: FramedEvent[]
 }
 
-/** The outcome of trying to become the one answer to a question. */
-export type AnswerClaim = 'claimed' | 'unknown' | 'answered'
-
 export interface Broker {
   /**
-   * Retains the event for each target (questions also become pending) and queues it to their
-   * streams. `publisherId`: the id came from the publisher, so a retry may repeat it and a
-   * target that already retains it is skipped.
+   * Retains the event for each target and queues it to their streams. `publisherId`: the id
+   * came from the publisher, so a retry may repeat it and a target that already retains it is
+   * skipped.
    */
   publish(target: PublishTarget, envelope: EventEnvelope, publisherId?: boolean): Promise<PublishOutcome>
+  /**
+   * Publishes a question (README, "Questions"): retained and queued like any event, and pending
+   * for its targets: one question shared by the approvers when `required` is set, else one per
+   * target.
+   * @throws GatewayError `bad_request` when an approval's question id is pending for one of them already.
+   */
+  ask(target: PublishTarget, question: Omit<QuestionSpec, 'clientIds'>, envelope: EventEnvelope, publisherId?: boolean): Promise<PublishOutcome>
   /** Step 2 of a subscription: what a client with `lastEventId` missed. */
   retainedAfter(clientId: string, lastEventId: string): Promise<Replay>
-  /** Step 3 of a subscription: the client's unanswered, unexpired questions, oldest first. */
+  /** Step 3 of a subscription: the questions pending for the client, oldest first. */
   pendingQuestions(clientId: string): Promise<FramedEvent[]>
+  /** `GET …/questions`: the same questions, as views. */
+  listQuestions(clientId: string): Promise<QuestionView[]>
+  /** Where a question stands for a client, and the schema an answer must pass. */
+  lookupQuestion(clientId: string, questionId: string): Promise<QuestionLookup>
   /**
-   * Makes this caller the only one answering `questionId`: `claimed` once; `answered` for every
-   * concurrent or later caller; `unknown` when it was never pending here or has expired.
+   * An answer (README, "Answer", "Questions"): recorded (approvals, more needed), or held for
+   * this caller to forward to `hitl` (then `settle`), or refused as it stands. Decided once,
+   * whatever the number of gateways.
    */
-  claimAnswer(clientId: string, questionId: string): Promise<AnswerClaim>
-  /** Ends a claim: `answered` retires the question; otherwise it is pending again. */
-  settleAnswer(clientId: string, questionId: string, answered: boolean): Promise<void>
+  answer(clientId: string, questionId: string, answer: RecordedAnswer): Promise<AnswerOutcome>
+  /** Ends a hold: delivered, the question is answered and `question.answered` sent; else pending again. */
+  settle(clientId: string, questionId: string, hold: Hold, delivered: boolean): Promise<void>
+  /** `DELETE …/questions/<id>`: closed for every client, `question.cancelled` sent; `held` while an answer is being forwarded. */
+  cancel(clientId: string, questionId: string): Promise<CancelOutcome>
   /** Stops: timers end, and a shared broker leaves the cluster's presence. */
   close(): void | Promise<void>
 }

@@ -23,7 +23,6 @@ export const EVENT_TYPE_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/
 export const MAX_EVENT_BYTES = 64 * 1024
 
 export const QUESTION_EVENT_TYPE = 'question'
-export const QUESTION_ANSWERED_EVENT_TYPE = 'question.answered'
 
 /**
  * A new envelope stamped now; `id` defaults to a time-ordered UUIDv7.

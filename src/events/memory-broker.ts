@@ -1,13 +1,32 @@
 /**
- * The embedded broker: per-client history and pending questions in this process's memory,
- * delivered through the local hub. Everything here is synchronous, so a publish and a new
- * connection's replay can never interleave halfway.
+ * The embedded broker: per-client history and questions in this process's memory, delivered
+ * through the local hub. Everything here is synchronous, so a publish, a new connection's
+ * replay and a question's transition can never interleave halfway. Deadlines fall due on one
+ * timer; expiries are POSTed to `hitl` by `ExpiryQueue`, retried while it cannot take them.
  */
 import type { EventsConfig } from '../config/settings'
-import type { AnswerClaim, Broker, FramedEvent, PublishOutcome, PublishTarget, Replay } from './broker'
-import { type EventEnvelope, QUESTION_EVENT_TYPE } from './envelope'
+import { GatewayError } from '../http/errors'
 import type { Metrics } from '../ops/metrics'
+import type { Broker, FramedEvent, PublishOutcome, PublishTarget, Replay } from './broker'
+import { type EventEnvelope, createEnvelope } from './envelope'
+import { ExpiryQueue } from './expiry-queue'
+import type { DeliveryAttempt } from './hitl'
 import type { Hub } from './hub'
+import {
+  type AnswerOutcome,
+  type CancelOutcome,
+  type ExpiryDelivery,
+  type Hold,
+  QUESTION_EVENTS,
+  type QuestionLookup,
+  type QuestionSink,
+  type QuestionSpec,
+  type QuestionView,
+  type RecordedAnswer,
+  expiryBody,
+  outcomeKey,
+  questionView,
+} from './questions'
 import { frameEvent } from './sse'
 
 /** Framed at publish: a replay hands out these very bytes. */
@@ -15,35 +34,61 @@ interface Retained extends FramedEvent {
   expiresAt: number
 }
 
-interface PendingQuestion extends FramedEvent {
-  expiresAt: number
-  /** An answer is being forwarded to the hitl service right now. */
-  claimed: boolean
+/** One question: shared by its approvers, or one client's own. */
+interface Question {
+  spec: QuestionSpec
+  envelope: EventEnvelope
+  framed: FramedEvent
+  createdAt: number
+  /** Until when it is pending (without a deadline) or remembered once closed. */
+  leaveAt: number
+  state: 'pending' | 'answered' | 'expired' | 'cancelled'
+  recorded: RecordedAnswer[]
+  /** The answer being forwarded to `hitl` right now, and its token. */
+  hold: { token: Hold; answer: RecordedAnswer } | null
 }
 
-/** Questions and answers are rare next to events: their maps exist only once needed. */
+/** Questions are rare next to events: their map exists only once needed. */
 interface ClientState {
   history: Retained[]
-  questions?: Map<string, PendingQuestion>
-  /** Recently answered question ids (→ expiry), so a late second answer gets 409, not 404. */
-  answered?: Map<string, number>
+  questions?: Map<string, Question>
 }
 
-/** Answered ids remembered per client, beyond which the oldest are forgotten. */
-const MAX_ANSWERED_REMEMBERED = 1_000
-/** How often expired history, questions and empty client states are dropped. */
+/** How often expired history, gone questions and empty client states are dropped. */
 const SWEEP_INTERVAL_MS = 30_000
+
+export interface MemoryBrokerOptions {
+  hub: Hub
+  config: EventsConfig
+  metrics: Metrics
+  sink: QuestionSink
+  /** One attempt to POST an expiry to `hitl`. */
+  deliver: (delivery: ExpiryDelivery) => Promise<DeliveryAttempt>
+  /** Told of an expiry given up on. */
+  gaveUp: (delivery: ExpiryDelivery) => void
+  now?: () => number
+}
 
 export class MemoryBroker implements Broker {
   private readonly clients = new Map<string, ClientState>()
   private readonly sweeper: Timer
+  private readonly hub: Hub
+  private readonly config: EventsConfig
+  private readonly metrics: Metrics
+  private readonly sink: QuestionSink
+  private readonly now: () => number
+  /** Questions with a deadline, soonest first (a closed one is skipped when it comes up). */
+  private deadlines: Question[] = []
+  private deadlineTimer: Timer | undefined
+  private readonly expiries: ExpiryQueue
 
-  constructor(
-    private readonly hub: Hub,
-    private readonly config: EventsConfig,
-    private readonly metrics: Metrics,
-    private readonly now: () => number = Date.now,
-  ) {
+  constructor(options: MemoryBrokerOptions) {
+    this.hub = options.hub
+    this.config = options.config
+    this.metrics = options.metrics
+    this.sink = options.sink
+    this.now = options.now ?? Date.now
+    this.expiries = new ExpiryQueue(options.deliver, this.now, options.gaveUp)
     this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)
     this.sweeper.unref()
   }
@@ -54,31 +99,48 @@ export class MemoryBroker implements Broker {
   }
 
   async publish(target: PublishTarget, envelope: EventEnvelope, publisherId = false): Promise<PublishOutcome> {
-    const outcome = this.publishNow(target, envelope, publisherId)
+    const outcome = this.publishNow(target === 'connected' ? this.hub.connectedClientIds() : target, envelope, publisherId, undefined)
     this.metrics.sseEventsDelivered.inc(outcome.delivered)
     return outcome
   }
 
-  private publishNow(target: PublishTarget, envelope: EventEnvelope, publisherId: boolean): PublishOutcome {
+  async ask(target: PublishTarget, question: Omit<QuestionSpec, 'clientIds'>, envelope: EventEnvelope, publisherId = false): Promise<PublishOutcome> {
     const clientIds = target === 'connected' ? this.hub.connectedClientIds() : target
+    if (question.required !== null) {
+      const taken = clientIds.find((clientId) => this.openQuestion(clientId, question.questionId) !== undefined)
+      if (taken !== undefined) throw new GatewayError('bad_request', `question ${JSON.stringify(question.questionId)} is already pending for ${JSON.stringify(taken)}`)
+    }
+    const outcome = this.publishNow(clientIds, envelope, publisherId, question)
+    this.metrics.sseEventsDelivered.inc(outcome.delivered)
+    return outcome
+  }
+
+  /**
+   * Retains `envelope` for each client (a question also becomes pending: one shared by the
+   * approvers, else one per client) and queues it to their streams.
+   */
+  private publishNow(clientIds: readonly string[], envelope: EventEnvelope, publisherId: boolean, question: Omit<QuestionSpec, 'clientIds'> | undefined): PublishOutcome {
     const frame = frameEvent(envelope)
     const now = this.now()
     // One retained entry shared by every client of a broadcast: same event, same frame, same expiry.
     const retained: Retained = { id: envelope.id, frame, expiresAt: now + this.config.historyTtlMs }
     let delivered = 0
-    let fresh = 0
+    const fresh: string[] = []
     for (const clientId of clientIds) {
       const state = this.stateOf(clientId, true)
       this.dropExpired(state, now)
       // Idempotent retries: an id this client already retains is not published again. Only a
       // publisher's own id can repeat; the gateway's UUIDv7s cannot, so their scan is skipped.
       if (publisherId && state.history.some((r) => r.id === envelope.id)) continue
-      fresh++
+      fresh.push(clientId)
       this.retain(state, retained)
-      if (envelope.event_type === QUESTION_EVENT_TYPE) this.makePending(state, envelope, frame, now)
       delivered += this.hub.deliver(clientId, frame, envelope.id)
     }
-    return { delivered, duplicate: clientIds.length > 0 && fresh === 0 }
+    if (question !== undefined && fresh.length > 0) {
+      const groups = question.required === null ? fresh.map((clientId) => [clientId]) : [fresh]
+      for (const group of groups) this.makePending({ ...question, clientIds: group }, envelope, { id: envelope.id, frame }, now)
+    }
+    return { delivered, duplicate: clientIds.length > 0 && fresh.length === 0 }
   }
 
   async retainedAfter(clientId: string, lastEventId: string): Promise<Replay> {
@@ -92,47 +154,97 @@ export class MemoryBroker implements Broker {
   }
 
   async pendingQuestions(clientId: string): Promise<FramedEvent[]> {
-    const state = this.stateOf(clientId, false)
-    if (state === undefined) return []
-    this.dropExpired(state, this.now())
-    return state.questions === undefined ? [] : [...state.questions.values()]
+    return this.pendingFor(clientId).map((question) => question.framed)
   }
 
-  async claimAnswer(clientId: string, questionId: string): Promise<AnswerClaim> {
-    const state = this.stateOf(clientId, false)
-    if (state === undefined) return 'unknown'
-    this.dropExpired(state, this.now())
-    const question = state.questions?.get(questionId)
-    if (question === undefined) return state.answered?.has(questionId) ? 'answered' : 'unknown'
-    if (question.claimed) return 'answered'
-    question.claimed = true
-    return 'claimed'
+  async listQuestions(clientId: string): Promise<QuestionView[]> {
+    return this.pendingFor(clientId).map((question) => questionView(question.envelope, question.createdAt, question.spec.deadline, question.spec.required, question.recorded.length))
   }
 
-  async settleAnswer(clientId: string, questionId: string, answered: boolean): Promise<void> {
-    const state = this.stateOf(clientId, false)
-    const question = state?.questions?.get(questionId)
-    if (state === undefined || question === undefined) return
-    if (!answered) {
-      question.claimed = false
+  async lookupQuestion(clientId: string, questionId: string): Promise<QuestionLookup> {
+    const question = this.questionOf(clientId, questionId)
+    if (question === undefined) return { kind: 'unknown' }
+    const standing = standingOf(question, clientId, null)
+    return standing === 'pending' ? { kind: 'pending', schema: question.spec.schema } : { kind: standing }
+  }
+
+  async answer(clientId: string, questionId: string, answer: RecordedAnswer): Promise<AnswerOutcome> {
+    const question = this.questionOf(clientId, questionId)
+    if (question === undefined) return { kind: 'unknown' }
+    const standing = standingOf(question, clientId, answer.subject)
+    if (standing !== 'pending') return { kind: standing }
+    const required = question.spec.required
+    if (required !== null && question.recorded.length + 1 < required) {
+      question.recorded.push(answer)
+      const progress = { question_id: questionId, recorded: question.recorded.length, required }
+      this.announce(question, QUESTION_EVENTS.progress, progress)
+      return { kind: 'recorded', recorded: progress.recorded, required }
+    }
+    const hold: Hold = crypto.randomUUID()
+    question.hold = { token: hold, answer }
+    return { kind: 'forward', hold, approvals: required !== null, responses: [...question.recorded, answer] }
+  }
+
+  async settle(clientId: string, questionId: string, hold: Hold, delivered: boolean): Promise<void> {
+    const question = this.questionOf(clientId, questionId)
+    if (question === undefined || question.hold?.token !== hold) return
+    const answer = question.hold.answer
+    question.hold = null
+    if (!delivered) {
+      // The answer is not recorded; a deadline that passed meanwhile takes effect now.
+      if (question.spec.deadline !== null && question.spec.deadline <= this.now()) this.expire(question)
       return
     }
-    state.questions!.delete(questionId)
-    const remembered = (state.answered ??= new Map())
-    remembered.set(questionId, this.now() + this.config.questionTtlMs)
-    if (remembered.size > MAX_ANSWERED_REMEMBERED) remembered.delete(remembered.keys().next().value!)
+    question.recorded.push(answer)
+    this.closeQuestion(question, 'answered')
+    this.announce(question, QUESTION_EVENTS.answered, { question_id: questionId })
+  }
+
+  async cancel(clientId: string, questionId: string): Promise<CancelOutcome> {
+    const question = this.questionOf(clientId, questionId)
+    if (question === undefined) return 'unknown'
+    if (question.state !== 'pending') return 'closed'
+    if (question.hold !== null) return 'held'
+    this.closeQuestion(question, 'cancelled')
+    this.announce(question, QUESTION_EVENTS.cancelled, { question_id: questionId })
+    return 'cancelled'
   }
 
   close(): void {
     clearInterval(this.sweeper)
+    clearTimeout(this.deadlineTimer)
+    this.expiries.close()
   }
 
   /** Drops what has expired everywhere, and client states left with nothing. */
   sweep(now = this.now()): void {
     for (const [clientId, state] of this.clients) {
       this.dropExpired(state, now)
-      if (state.history.length === 0 && !state.questions?.size && !state.answered?.size) this.clients.delete(clientId)
+      if (state.history.length === 0 && !state.questions?.size) this.clients.delete(clientId)
     }
+  }
+
+  /** The question `questionId` of `clientId`, open or remembered; undefined when never asked or gone. */
+  private questionOf(clientId: string, questionId: string): Question | undefined {
+    const state = this.stateOf(clientId, false)
+    if (state === undefined) return undefined
+    this.dropExpired(state, this.now())
+    return state.questions?.get(questionId)
+  }
+
+  /** A pending question `questionId` of `clientId` that no answer of this client has left. */
+  private openQuestion(clientId: string, questionId: string): Question | undefined {
+    const question = this.questionOf(clientId, questionId)
+    return question !== undefined && standingOf(question, clientId, null) === 'pending' ? question : undefined
+  }
+
+  /** The questions pending for `clientId`, oldest first. */
+  private pendingFor(clientId: string): Question[] {
+    const state = this.stateOf(clientId, false)
+    if (state?.questions === undefined) return []
+    this.dropExpired(state, this.now())
+    const pending = [...state.questions.values()].filter((question) => standingOf(question, clientId, null) === 'pending')
+    return pending.sort((a, b) => a.createdAt - b.createdAt)
   }
 
   private stateOf(clientId: string, create: true): ClientState
@@ -152,23 +264,100 @@ export class MemoryBroker implements Broker {
     if (state.history.length > this.config.history) state.history.shift()
   }
 
-  private makePending(state: ClientState, envelope: EventEnvelope, frame: Uint8Array, now: number): void {
-    const data = envelope.data as { question_id: string; expires_at?: string }
-    const expiresAt = data.expires_at !== undefined ? Date.parse(data.expires_at) : now + this.config.questionTtlMs
-    state.answered?.delete(data.question_id)
-    ;(state.questions ??= new Map()).set(data.question_id, { id: envelope.id, frame, expiresAt, claimed: false })
+  private makePending(spec: QuestionSpec, envelope: EventEnvelope, framed: FramedEvent, now: number): void {
+    const question: Question = { spec, envelope, framed, createdAt: now, leaveAt: now + this.config.questionTtlMs, state: 'pending', recorded: [], hold: null }
+    for (const clientId of spec.clientIds) {
+      const questions = (this.stateOf(clientId, true).questions ??= new Map())
+      // Asked again: the new question replaces the old one (kept in insertion order, so last).
+      questions.delete(spec.questionId)
+      questions.set(spec.questionId, question)
+    }
+    this.sink.published()
+    if (spec.deadline !== null) this.scheduleDeadline(question)
+  }
+
+  /** Keeps `deadlines` sorted and one timer armed for the soonest. */
+  private scheduleDeadline(question: Question): void {
+    const deadline = question.spec.deadline!
+    let at = this.deadlines.length
+    // Most questions come in deadline order: look from the end.
+    while (at > 0 && this.deadlines[at - 1]!.spec.deadline! > deadline) at--
+    this.deadlines.splice(at, 0, question)
+    if (at === 0) this.armDeadlines()
+  }
+
+  private armDeadlines(): void {
+    clearTimeout(this.deadlineTimer)
+    const soonest = this.deadlines[0]
+    if (soonest === undefined) return
+    this.deadlineTimer = setTimeout(() => this.expireDue(), Math.max(0, soonest.spec.deadline! - this.now()))
+    this.deadlineTimer.unref()
+  }
+
+  private expireDue(): void {
+    const now = this.now()
+    let due = 0
+    while (due < this.deadlines.length && this.deadlines[due]!.spec.deadline! <= now) due++
+    for (const question of this.deadlines.splice(0, due)) this.expire(question)
+    this.armDeadlines()
+  }
+
+  /** The deadline passed: a pending question not being answered right now expires, and `hitl` is told. */
+  private expire(question: Question): void {
+    // Closed already, or replaced by a question asked again under its id; held ones settle first.
+    if (question.state !== 'pending' || question.hold !== null || !this.isCurrent(question)) return
+    this.closeQuestion(question, 'expired')
+    const { spec } = question
+    this.announce(question, QUESTION_EVENTS.expired, { question_id: spec.questionId })
+    this.expiries.add({
+      key: outcomeKey(spec.questionId, spec.clientIds, spec.required),
+      questionId: spec.questionId,
+      body: expiryBody(spec.questionId, spec.clientIds, spec, question.recorded),
+      giveUpAt: spec.deadline! + this.config.questionTtlMs,
+    })
+  }
+
+  private isCurrent(question: Question): boolean {
+    return this.clients.get(question.spec.clientIds[0]!)?.questions?.get(question.spec.questionId) === question
+  }
+
+  private closeQuestion(question: Question, outcome: 'answered' | 'expired' | 'cancelled'): void {
+    const now = this.now()
+    question.state = outcome
+    // Remembered a while, so a late answer gets 409 rather than 404.
+    question.leaveAt = now + this.config.questionTtlMs
+    this.sink.closed({
+      outcome,
+      questionId: question.spec.questionId,
+      clientIds: question.spec.clientIds,
+      subjects: question.recorded.flatMap((answer) => (answer.subject === null ? [] : [answer.subject])),
+      openMs: now - question.createdAt,
+    })
+  }
+
+  /** An event about a question, to every client it is (or was) pending for. */
+  private announce(question: Question, eventType: string, data: Record<string, unknown>): void {
+    const outcome = this.publishNow(question.spec.clientIds, createEnvelope(eventType, data), false, undefined)
+    this.metrics.sseEventsDelivered.inc(outcome.delivered)
   }
 
   private dropExpired(state: ClientState, now: number): void {
     let expired = 0
     while (expired < state.history.length && state.history[expired]!.expiresAt <= now) expired++
     if (expired > 0) state.history.splice(0, expired)
-    const { questions, answered } = state
-    if (questions !== undefined) {
-      for (const [questionId, question] of questions) if (question.expiresAt <= now && !question.claimed) questions.delete(questionId)
-    }
-    if (answered !== undefined) {
-      for (const [questionId, expiresAt] of answered) if (expiresAt <= now) answered.delete(questionId)
-    }
+    const questions = state.questions
+    if (questions === undefined) return
+    // A question without a deadline leaves silently after QUESTION_TTL_MS; a closed one is forgotten then.
+    for (const [questionId, question] of questions) if (question.leaveAt <= now && question.hold === null) questions.delete(questionId)
   }
+}
+
+/** Where `question` stands for `clientId` (and, with authentication, the token subject `subject`). */
+function standingOf(question: Question, clientId: string, subject: string | null): 'pending' | 'answered' | 'closed' {
+  if (question.state === 'answered') return 'answered'
+  if (question.state !== 'pending') return 'closed'
+  if (question.hold !== null) return 'answered'
+  // One vote per approver: per client id, and per token subject when authentication is on.
+  if (question.recorded.some((answer) => answer.client_id === clientId || (subject !== null && answer.subject === subject))) return 'answered'
+  return 'pending'
 }

@@ -15,10 +15,24 @@ import { type RedisLink, RedisTimeout, RedisUnavailable } from '../cluster/redis
 import { GatewayError } from '../http/errors'
 import type { Logger } from '../ops/log'
 import type { Metrics } from '../ops/metrics'
-import type { AnswerClaim, Broker, FramedEvent, PublishOutcome, PublishTarget, Replay } from './broker'
-import { type EventEnvelope, QUESTION_EVENT_TYPE } from './envelope'
+import type { Broker, FramedEvent, PublishOutcome, PublishTarget, Replay } from './broker'
+import type { EventEnvelope } from './envelope'
+import { type DeliveryAttempt, retryDelayMs } from './hitl'
 import type { Hub } from './hub'
-import { CLAIM, PENDING, PUBLISH, REPLAY, SETTLE } from './redis-scripts'
+import type {
+  AnswerOutcome,
+  CancelOutcome,
+  ExpiryDelivery,
+  Hold,
+  QuestionLookup,
+  QuestionOutcome,
+  QuestionSink,
+  QuestionSpec,
+  QuestionView,
+  RecordedAnswer,
+} from './questions'
+import { questionView } from './questions'
+import { ANSWER, CANCEL, CLAIM_DELIVERIES, DELIVERED, EXPIRE_DUE, LOOKUP, PENDING, PUBLISH, REPLAY, SETTLE } from './redis-scripts'
 import { SharedFrames } from './shared-frames'
 import { frameEvent } from './sse'
 
@@ -30,25 +44,37 @@ export interface RedisBrokerOptions {
   prefix: string
   metrics: Metrics
   logger: Logger
+  sink: QuestionSink
+  /** One attempt to POST an expiry to `hitl`. */
+  deliver: (delivery: ExpiryDelivery) => Promise<DeliveryAttempt>
+  /** Told of an expiry given up on. */
+  gaveUp: (delivery: ExpiryDelivery) => void
   /**
-   * How long a claimed answer stays claimed if its gateway dies before settling it: the time
-   * the hitl service may take, and a margin.
+   * How long a hold (an answer being forwarded) or a claimed expiry delivery lasts should its
+   * gateway die before finishing: the longest a call to `hitl` may take, and a margin.
    */
-  claimLeaseMs: number
+  leaseMs: () => number
 }
+
+/** How often this gateway looks for deadlines due and expiries to deliver: deadlines are met within 1 s. */
+const EXPIRY_TICK_MS = 250
+/** Deadlines expired by one script: a large batch holds Redis up for everyone else. */
+const EXPIRE_BATCH = 200
+/** Expiry POSTs in flight at once from this gateway. */
+const DELIVERY_CONCURRENCY = 32
 
 export class RedisBroker implements Broker {
   private readonly channel: string
-  /**
-   * The token of each claim this instance holds, until settled: a settle only counts if the claim
-   * is still ours (a lease that lapsed may have let another instance claim the question).
-   */
-  private readonly claims = new Map<string, string>()
   /** What streams replay from Redis, framed once however many streams send it. */
   private readonly historyFrames = new SharedFrames()
   private readonly questionFrames = new SharedFrames()
   /** Per client, the read of its stored events under way here (see `inTurn`). */
   private readonly readsInTurn = new Map<string, Promise<void>>()
+  private readonly expiryTimer: Timer
+  /** A pass over the deadlines and deliveries is under way; another is not started beside it. */
+  private expiring = false
+  private deliveriesInFlight = 0
+  private closed = false
 
   constructor(private readonly options: RedisBrokerOptions) {
     this.channel = `${options.prefix}events`
@@ -60,12 +86,30 @@ export class RedisBroker implements Broker {
       this.questionFrames.clear()
       options.hub.closeAll('resync')
     })
+    // Every gateway looks; the scripts let one take each deadline and each delivery.
+    this.expiryTimer = setInterval(() => void this.expireAndDeliver(), EXPIRY_TICK_MS)
+    this.expiryTimer.unref()
   }
 
-  async publish(target: PublishTarget, envelope: EventEnvelope, publisherId = false): Promise<PublishOutcome> {
+  publish(target: PublishTarget, envelope: EventEnvelope, publisherId = false): Promise<PublishOutcome> {
+    return this.publishWith(target, envelope, publisherId, '')
+  }
+
+  ask(target: PublishTarget, question: Omit<QuestionSpec, 'clientIds'>, envelope: EventEnvelope, publisherId = false): Promise<PublishOutcome> {
+    const stored = JSON.stringify({
+      qid: question.questionId,
+      // The key of the question's state: unique, unlike a publisher's event id, which may come again.
+      id: Bun.randomUUIDv7(),
+      required: question.required === null ? '' : String(question.required),
+      deadline: question.deadline === null ? '' : String(question.deadline),
+      schema: question.schema === null ? '' : JSON.stringify(question.schema),
+      default: question.hasDefault ? JSON.stringify(question.defaultResponse ?? null) : '',
+    })
+    return this.publishWith(target, envelope, publisherId, stored)
+  }
+
+  private async publishWith(target: PublishTarget, envelope: EventEnvelope, publisherId: boolean, question: string): Promise<PublishOutcome> {
     const { config, prefix, presence } = this.options
-    const question = envelope.event_type === QUESTION_EVENT_TYPE ? (envelope.data as { question_id: string; expires_at?: string }) : undefined
-    const expiresAt = question?.expires_at === undefined ? '' : String(Date.parse(question.expires_at))
     const reply = (await this.run(() =>
       this.options.link.eval(
         PUBLISH,
@@ -78,16 +122,17 @@ export class RedisBroker implements Broker {
           publisherId ? '1' : '0',
           String(config.history),
           String(config.historyTtlMs),
-          question?.question_id ?? '',
-          expiresAt,
+          question,
           String(config.questionTtlMs),
           String(PRESENCE_WINDOW_MS),
           target === 'connected' ? 'connected' : 'list',
           ...(target === 'connected' ? [] : target),
         ],
       ),
-    )) as [number, number, string[]]
-    const [delivered, targets, fresh] = reply
+    )) as [number, number, string[]] | ['taken', string]
+    if (reply[0] === 'taken') throw new GatewayError('bad_request', `question ${JSON.stringify(JSON.parse(question).qid)} is already pending for ${JSON.stringify(reply[1])}`)
+    const [delivered, targets, fresh] = reply as [number, number, string[]]
+    if (question !== '' && fresh.length > 0) this.options.sink.published()
     // This instance's own streams get it now; the other instances hear it on the channel.
     this.deliverHere(fresh, envelope)
     return { delivered, duplicate: targets > 0 && fresh.length === 0 }
@@ -114,13 +159,208 @@ export class RedisBroker implements Broker {
     if (!link.isUp) return []
     try {
       const { events } = await this.inTurn(clientId, () =>
-        this.readFramed(this.questionFrames, clientId, async (held) => ({ gap: false, flat: (await link.eval(PENDING, [`${prefix}questions:${clientId}`], held)) as string[] })),
+        this.readFramed(this.questionFrames, clientId, async (held) => ({
+          gap: false,
+          flat: (await link.eval(PENDING, [this.indexKey(clientId)], [prefix, clientId, 'pending', ...held])) as string[],
+        })),
       )
       // A question's place is its order: the microsecond it was published.
       return events.sort((a, b) => Number(a.place) - Number(b.place))
     } catch {
       return []
     }
+  }
+
+  async listQuestions(clientId: string): Promise<QuestionView[]> {
+    const flat = (await this.run(() => this.options.link.eval(PENDING, [this.indexKey(clientId)], [this.options.prefix, clientId, 'list']))) as string[]
+    const rows: { order: number; view: QuestionView }[] = []
+    for (let i = 0; i < flat.length; i += 6) {
+      const [order, event, created, deadline, required, count] = flat.slice(i, i + 6) as [string, string, string, string, string, string]
+      const view = questionView(JSON.parse(event) as EventEnvelope, Number(created), deadline === '' ? null : Number(deadline), required === '' ? null : Number(required), Number(count))
+      rows.push({ order: Number(order), view })
+    }
+    return rows.sort((a, b) => a.order - b.order).map((row) => row.view)
+  }
+
+  async lookupQuestion(clientId: string, questionId: string): Promise<QuestionLookup> {
+    const [kind, schema] = (await this.run(() => this.options.link.eval(LOOKUP, [], [this.options.prefix, clientId, questionId, '']))) as [QuestionLookup['kind'], string?]
+    if (kind !== 'pending') return { kind }
+    return { kind, schema: schema === undefined || schema === '' ? null : (JSON.parse(schema) as object) }
+  }
+
+  async answer(clientId: string, questionId: string, answer: RecordedAnswer): Promise<AnswerOutcome> {
+    const { config, prefix } = this.options
+    const hold = crypto.randomUUID()
+    const reply = (await this.run(() =>
+      this.options.link.eval(
+        ANSWER,
+        [],
+        [
+          prefix,
+          clientId,
+          questionId,
+          answer.subject ?? '',
+          JSON.stringify(answer),
+          hold,
+          String(this.options.leaseMs()),
+          Bun.randomUUIDv7(),
+          new Date().toISOString(),
+          String(config.history),
+          String(config.historyTtlMs),
+          String(PRESENCE_WINDOW_MS),
+        ],
+      ),
+    )) as [string, ...(string | number)[]]
+    switch (reply[0]) {
+      case 'recorded':
+        return { kind: 'recorded', recorded: Number(reply[1]), required: Number(reply[2]) }
+      case 'forward':
+        return { kind: 'forward', hold, approvals: Number(reply[2]) === 1, responses: JSON.parse(String(reply[1])) as RecordedAnswer[] }
+      default:
+        return { kind: reply[0] as 'unknown' | 'answered' | 'closed' }
+    }
+  }
+
+  async settle(clientId: string, questionId: string, hold: Hold, delivered: boolean): Promise<void> {
+    const { config, prefix } = this.options
+    const reply = (await this.run(() =>
+      this.options.link.eval(
+        SETTLE,
+        [],
+        [
+          prefix,
+          clientId,
+          questionId,
+          hold,
+          delivered ? '1' : '0',
+          '',
+          Bun.randomUUIDv7(),
+          new Date().toISOString(),
+          String(config.history),
+          String(config.historyTtlMs),
+          String(PRESENCE_WINDOW_MS),
+          String(config.questionTtlMs),
+        ],
+      ),
+    )) as string[]
+    this.reportClosures(reply.length === 5 ? reply : [])
+  }
+
+  async cancel(clientId: string, questionId: string): Promise<CancelOutcome> {
+    const { config, prefix } = this.options
+    const reply = (await this.run(() =>
+      this.options.link.eval(
+        CANCEL,
+        [],
+        [
+          prefix,
+          clientId,
+          questionId,
+          Bun.randomUUIDv7(),
+          new Date().toISOString(),
+          String(config.history),
+          String(config.historyTtlMs),
+          String(PRESENCE_WINDOW_MS),
+          String(config.questionTtlMs),
+        ],
+      ),
+    )) as string[]
+    if (reply.length === 1) return reply[0] as CancelOutcome
+    this.reportClosures(reply)
+    return 'cancelled'
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    clearInterval(this.expiryTimer)
+    await this.options.presence.leave()
+    this.options.link.close()
+  }
+
+  /**
+   * One pass: the deadlines due expire (each by exactly one gateway: the script that takes it
+   * removes it), then the expiries due are claimed and POSTed to `hitl`. A claim lapses after
+   * its lease, so a gateway that dies mid-delivery leaves it to another.
+   */
+  private async expireAndDeliver(): Promise<void> {
+    if (this.expiring || this.closed || !this.options.link.isUp) return
+    this.expiring = true
+    try {
+      const { config, prefix } = this.options
+      for (;;) {
+        const flat = (await this.options.link.eval(EXPIRE_DUE, [], [
+          prefix,
+          String(EXPIRE_BATCH),
+          new Date().toISOString(),
+          String(config.history),
+          String(config.historyTtlMs),
+          String(PRESENCE_WINDOW_MS),
+          String(config.questionTtlMs),
+        ])) as string[]
+        this.reportClosures(flat)
+        if (flat.length < EXPIRE_BATCH * 5) break
+      }
+      await this.claimDeliveries()
+    } catch (error) {
+      this.options.logger.warn({ err: (error as Error).message }, 'Question deadlines could not be checked; trying again shortly')
+    } finally {
+      this.expiring = false
+    }
+  }
+
+  /** Claims as many expiries as there are free delivery slots here, and starts them. */
+  private async claimDeliveries(): Promise<void> {
+    const free = DELIVERY_CONCURRENCY - this.deliveriesInFlight
+    if (free <= 0 || this.closed) return
+    const flat = (await this.options.link.eval(CLAIM_DELIVERIES, [], [this.options.prefix, String(free), String(this.options.leaseMs())])) as string[]
+    for (let i = 0; i < flat.length; i += 6) {
+      const [id, key, questionId, body, attempts, giveUp] = flat.slice(i, i + 6) as [string, string, string, string, string, string]
+      void this.deliverOne(id, { key, questionId, body: JSON.parse(body) as Record<string, unknown>, giveUpAt: Number(giveUp) }, Number(attempts))
+    }
+  }
+
+  private async deliverOne(id: string, delivery: ExpiryDelivery, attempts: number): Promise<void> {
+    this.deliveriesInFlight++
+    try {
+      const attempt = await this.options.deliver(delivery)
+      const retry = attempt === 'retry'
+      const outcome = await this.options.link.eval(DELIVERED, [], [this.options.prefix, id, retry ? 'retry' : 'done', String(retryDelayMs(attempts + 1))])
+      if (outcome === 'gave_up') this.options.gaveUp(delivery)
+    } catch (error) {
+      // Its claim lapses and the delivery is tried again, here or on another gateway.
+      this.options.logger.warn({ question_id: delivery.questionId, err: (error as Error).message }, 'Question expiry delivery not recorded; it will be tried again')
+    } finally {
+      this.deliveriesInFlight--
+    }
+    // A slot is free: ten thousand expiries due at once go out at the pace hitl takes them, not one batch per tick.
+    if (!this.expiring && this.options.link.isUp) {
+      this.expiring = true
+      await this.claimDeliveries()
+        .catch(() => {})
+        .finally(() => {
+          this.expiring = false
+        })
+    }
+  }
+
+  /** Closures returned by a script, five values each: told to the sink (audit line, metrics). */
+  private reportClosures(flat: readonly string[]): void {
+    const now = Date.now()
+    for (let i = 0; i + 4 < flat.length; i += 5) {
+      const [outcome, questionId, targets, recorded, created] = flat.slice(i, i + 5) as [QuestionOutcome, string, string, string, string]
+      const answers = JSON.parse(recorded) as RecordedAnswer[]
+      this.options.sink.closed({
+        outcome,
+        questionId,
+        clientIds: JSON.parse(targets) as string[],
+        subjects: answers.flatMap((answer) => (answer.subject === null ? [] : [answer.subject])),
+        openMs: Math.max(0, now - Number(created)),
+      })
+    }
+  }
+
+  private indexKey(clientId: string): string {
+    return `${this.options.prefix}qidx:${clientId}`
   }
 
   /**
@@ -152,29 +392,6 @@ export class RedisBroker implements Broker {
     const framed = framedFrom(frames, clientId, await read(frames.held(clientId)))
     // Nothing named held: every envelope comes, and every place frames.
     return framed ?? framedFrom(frames, clientId, await read([]))!
-  }
-
-  async claimAnswer(clientId: string, questionId: string): Promise<AnswerClaim> {
-    const keys = this.questionKeys(clientId)
-    const token = crypto.randomUUID()
-    const claim = (await this.run(() => this.options.link.eval(CLAIM, keys, [questionId, String(this.options.claimLeaseMs), token]))) as AnswerClaim
-    if (claim === 'claimed') this.claims.set(claimKey(clientId, questionId), token)
-    return claim
-  }
-
-  async settleAnswer(clientId: string, questionId: string, answered: boolean): Promise<void> {
-    const keys = this.questionKeys(clientId)
-    const key = claimKey(clientId, questionId)
-    const token = this.claims.get(key)
-    this.claims.delete(key)
-    // Not claimed here: nothing of ours to settle.
-    if (token === undefined) return
-    await this.run(() => this.options.link.eval(SETTLE, keys, [questionId, answered ? '1' : '0', String(this.options.config.questionTtlMs), token]))
-  }
-
-  async close(): Promise<void> {
-    await this.options.presence.leave()
-    this.options.link.close()
   }
 
   /** An event announced on the channel: delivered to this instance's streams of its targets. */
@@ -211,11 +428,6 @@ export class RedisBroker implements Broker {
     this.options.metrics.sseEventsDelivered.inc(delivered)
   }
 
-  private questionKeys(clientId: string): string[] {
-    const prefix = this.options.prefix
-    return [`${prefix}questions:${clientId}`, `${prefix}answered:${clientId}`]
-  }
-
   /**
    * A state change that must reach Redis or not happen: refused with 503 at once while Redis is
    * unreachable, so the caller retries instead of trusting a half-done publish.
@@ -233,8 +445,6 @@ export class RedisBroker implements Broker {
     }
   }
 }
-
-const claimKey = (clientId: string, questionId: string) => `${clientId}\n${questionId}`
 
 /** What a read of stored events returns: the replay's gap flag, and `[place, json, …]`. */
 interface StoredRead {

@@ -1,6 +1,6 @@
 /**
  * The handlers of `/api/v1/events/...` (README, "Event protocol"): subscribe (SSE), publish,
- * broadcast and answer questions. They talk to a `Broker` for state and to the `Hub` for this
+ * broadcast, and answer, list and cancel questions. They talk to a `Broker` for state and to the `Hub` for this
  * process's streams. Who may publish, and whose token may subscribe or answer for a
  * `:client_id`, was settled by the pipeline's authenticate step, as the route table says.
  */
@@ -15,10 +15,12 @@ import type { RequestContext } from '../request/context'
 import { applyGatewayHeaders } from '../request/gateway-headers'
 import type { Upstream } from '../upstream/upstream'
 import type { Broker, FramedEvent } from './broker'
-import { MAX_EVENT_BYTES, QUESTION_ANSWERED_EVENT_TYPE, createEnvelope } from './envelope'
+import { problemsOf } from './answer-schemas'
+import { MAX_EVENT_BYTES, createEnvelope } from './envelope'
 import { forwardAnswer } from './hitl'
 import type { Hub } from './hub'
-import { parseAnswer, parsePublish } from './requests'
+import { type RecordedAnswer, outcomeKey } from './questions'
+import { parseAnswer, parsePublish, questionIdOfPath } from './requests'
 import { SSE_HEADERS, frameControlEvent } from './sse'
 
 export interface EventsDependencies {
@@ -36,12 +38,14 @@ export interface EventsDependencies {
 type EventsHandler = (ctx: RequestContext) => Promise<Response>
 
 /** The handlers of the event routes, by route name (`request/route-table.ts`). */
-export function eventsHandlers(deps: EventsDependencies): Record<'subscribe' | 'publish' | 'broadcast' | 'answer', EventsHandler> {
+export function eventsHandlers(deps: EventsDependencies): Record<'subscribe' | 'publish' | 'broadcast' | 'answer' | 'questions' | 'cancel', EventsHandler> {
   return {
     subscribe: (ctx) => subscribe(deps, ctx, clientIdOf(ctx)),
     publish: (ctx) => publish(deps, ctx, clientIdOf(ctx)),
     broadcast: (ctx) => publish(deps, ctx, undefined),
     answer: (ctx) => answer(deps, ctx, clientIdOf(ctx)),
+    questions: (ctx) => listQuestions(deps, clientIdOf(ctx)),
+    cancel: (ctx) => cancel(deps, ctx, clientIdOf(ctx)),
   }
 }
 
@@ -89,42 +93,61 @@ async function subscribe(deps: EventsDependencies, ctx: RequestContext, clientId
   return new Response(connection.stream, { headers })
 }
 
-/** Publish: to one client (`clientId`) or the broadcast form. */
+/** Publish: to one client (`clientId`) or the broadcast form; a question also becomes pending. */
 async function publish(deps: EventsDependencies, ctx: RequestContext, clientId: string | undefined): Promise<Response> {
-  const parsed = parsePublish(await readJsonObject(ctx.request, MAX_EVENT_BYTES), clientId === undefined)
+  const body = await readJsonObject(ctx.request, MAX_EVENT_BYTES)
+  const parsed = parsePublish(body, clientId === undefined, { now: Date.now(), questionTtlMs: deps.config.questionTtlMs })
   const envelope = createEnvelope(parsed.eventType, parsed.data, parsed.id)
   const target = clientId !== undefined ? [clientId] : (parsed.clientIds ?? 'connected')
-  const outcome = await deps.broker.publish(target, envelope, parsed.id !== undefined)
+  const publisherId = parsed.id !== undefined
+  const outcome = parsed.question === undefined ? await deps.broker.publish(target, envelope, publisherId) : await deps.broker.ask(target, parsed.question, envelope, publisherId)
   if (!outcome.duplicate) deps.metrics.sseEventsPublished.inc()
   return json(202, { id: envelope.id, delivered: outcome.delivered })
 }
 
-/** Answer: one winner per question, forwarded to the hitl service, then `question.answered`. */
+/** Fields of an answer that the gateway sets itself (README, "Answer"): what the answerer sent under these names is dropped. */
+const GATEWAY_OWNED_FIELDS = ['client_id', 'status', 'subject', 'responses'] as const
+
+/**
+ * Answer: checked against the question's schema, then recorded (approvals, more needed) or
+ * held and forwarded to `hitl`, whose reply the person gets; on a 2xx the question is answered.
+ */
 async function answer(deps: EventsDependencies, ctx: RequestContext, clientId: string): Promise<Response> {
   const { config, broker, logger } = deps
   const { questionId, body } = parseAnswer(await readJsonObject(ctx.request, MAX_EVENT_BYTES))
-  const claim = await broker.claimAnswer(clientId, questionId)
-  if (claim === 'unknown') throw new GatewayError('unknown_question', `no pending question ${JSON.stringify(questionId)} for this client`)
-  if (claim === 'answered') throw new GatewayError('already_answered', `question ${JSON.stringify(questionId)} has already been answered`)
+  const lookup = await broker.lookupQuestion(clientId, questionId)
+  if (lookup.kind !== 'pending') refuse(lookup.kind, questionId)
+  if (lookup.schema !== null) {
+    const problems = problemsOf(lookup.schema, body.response)
+    if (problems.length > 0) throw new GatewayError('invalid_answer', "the response does not satisfy the question's response_schema", {}, problems)
+  }
+  const subject = ctx.principal?.subject ?? null
+  const recorded: RecordedAnswer = { client_id: clientId, subject, response: body.response, answered_at: new Date().toISOString() }
+  const outcome = await broker.answer(clientId, questionId, recorded)
+  if (outcome.kind === 'recorded') return json(202, { question_id: questionId, recorded: outcome.recorded, required: outcome.required })
+  if (outcome.kind !== 'forward') refuse(outcome.kind, questionId)
 
+  const forwarded = outcome.approvals
+    ? { question_id: questionId, status: 'answered', responses: outcome.responses }
+    : { ...withoutGatewayFields(body), client_id: clientId, status: 'answered', subject }
   const requestId = ctx.requestId
+  const idempotencyKey = outcomeKey(questionId, [clientId], outcome.approvals ? 1 : null)
   let reply: Response
   let replyBody: ArrayBuffer
   try {
-    reply = await forwardAnswer(deps.hitl(), { responsePath: config.hitlResponsePath, clientId, questionId, body, requestId, subject: ctx.principal?.subject })
+    reply = await forwardAnswer(deps.hitl(), { responsePath: config.hitlResponsePath, questionId, body: forwarded, idempotencyKey, requestId, subject: subject ?? undefined })
     replyBody = await reply.arrayBuffer()
   } catch (error) {
-    await broker.settleAnswer(clientId, questionId, false).catch(() => {})
+    await broker.settle(clientId, questionId, outcome.hold, false).catch(() => {})
     logger.warn({ client_id: clientId, question_id: questionId, request_id: requestId, err: (error as Error).message }, 'Answer not delivered')
     throw error
   }
   const accepted = reply.status >= 200 && reply.status < 300
   try {
-    await broker.settleAnswer(clientId, questionId, accepted)
-    if (accepted) await broker.publish([clientId], createEnvelope(QUESTION_ANSWERED_EVENT_TYPE, { question_id: questionId }))
+    await broker.settle(clientId, questionId, outcome.hold, accepted)
   } catch (error) {
     // The hitl service has the answer and its reply is the truth for the person answering. In
-    // cluster mode the claim lapses after its lease and the question is pending again; a second
+    // cluster mode the hold lapses after its lease and the question is pending again; a second
     // answer reaches the service with the same Idempotency-Key.
     logger.error({ client_id: clientId, question_id: questionId, request_id: requestId, err: (error as Error).message }, 'Answer delivered, but not recorded')
   }
@@ -133,6 +156,43 @@ async function answer(deps: EventsDependencies, ctx: RequestContext, clientId: s
   const contentType = reply.headers.get('content-type')
   if (contentType !== null) headers.set('content-type', contentType)
   return new Response(replyBody, { status: reply.status, headers })
+}
+
+function withoutGatewayFields(body: Record<string, unknown>): Record<string, unknown> {
+  const kept = { ...body }
+  for (const field of GATEWAY_OWNED_FIELDS) delete kept[field]
+  return kept
+}
+
+/** A question that cannot take this answer, as the error the answerer gets. */
+function refuse(kind: 'unknown' | 'answered' | 'closed', questionId: string): never {
+  const quoted = JSON.stringify(questionId)
+  if (kind === 'unknown') throw new GatewayError('unknown_question', `no pending question ${quoted} for this client`)
+  if (kind === 'closed') throw new GatewayError('question_closed', `question ${quoted} is closed: its deadline passed or it was cancelled`)
+  throw new GatewayError('already_answered', `question ${quoted} has already been answered`)
+}
+
+/** `GET …/questions`: the client's pending questions, oldest first. */
+async function listQuestions(deps: EventsDependencies, clientId: string): Promise<Response> {
+  return json(200, { questions: await deps.broker.listQuestions(clientId) })
+}
+
+/** How often a cancellation looks again at a question held by an answer being forwarded. */
+const HELD_POLL_MS = 50
+
+/**
+ * `DELETE …/questions/<question_id>`: closed for every client it was pending for. A question
+ * held by an answer being forwarded waits for that forward: cancelled if it fails, 409 if not.
+ */
+async function cancel(deps: EventsDependencies, ctx: RequestContext, clientId: string): Promise<Response> {
+  const questionId = questionIdOfPath(ctx.url.slice(ctx.questionStart, ctx.questionEnd))
+  let outcome = await deps.broker.cancel(clientId, questionId)
+  while (outcome === 'held') {
+    await Bun.sleep(HELD_POLL_MS)
+    outcome = await deps.broker.cancel(clientId, questionId)
+  }
+  if (outcome !== 'cancelled') refuse(outcome, questionId)
+  return new Response(null, { status: 204 })
 }
 
 function json(status: number, body: object): Response {

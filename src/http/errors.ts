@@ -8,7 +8,9 @@ export const ERROR_STATUS = {
   unknown_service: 404,
   unknown_question: 404,
   already_answered: 409,
+  question_closed: 409,
   payload_too_large: 413,
+  invalid_answer: 422,
   rate_limited: 429,
   too_many_streams: 429,
   bad_gateway: 502,
@@ -20,10 +22,14 @@ export type ErrorCode = keyof typeof ERROR_STATUS
 
 /** An error that is meant for the client: thrown anywhere, mapped to JSON in one place. */
 export class GatewayError extends Error {
+  /**
+   * @param details what exactly was wrong, for errors that say (`invalid_answer`: the answer's problems).
+   */
   constructor(
     readonly code: ErrorCode,
     message: string,
     readonly headers: Record<string, string> = {},
+    readonly details?: unknown,
   ) {
     super(message)
   }
@@ -37,8 +43,8 @@ export class GatewayError extends Error {
  * The JSON response for an error the gateway produces itself.
  * @example errorResponse('unknown_service', 'no service "x"', 'req-1').status // 404
  */
-export function errorResponse(code: ErrorCode, message: string, requestId: string, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify({ error: code, message, request_id: requestId }), {
+export function errorResponse(code: ErrorCode, message: string, requestId: string, headers: Record<string, string> = {}, details?: unknown): Response {
+  return new Response(JSON.stringify(details === undefined ? { error: code, message, request_id: requestId } : { error: code, message, request_id: requestId, details }), {
     status: ERROR_STATUS[code],
     headers: { 'content-type': 'application/json', ...headers },
   })

@@ -2,7 +2,7 @@
  * Prometheus metrics (prom-client), one registry per gateway so tests can run several.
  * Label values are bounded: unknown services count as `unknown`, the gateway's own routes as `gateway`.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { ScrapeTimeHistogram } from './scrape-time-histogram'
 
 interface RequestCount {
@@ -117,6 +117,21 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  /** Questions (README, "Questions"): published, and how each closed. */
+  readonly questions = new Counter({
+    name: 'gateway_questions_total',
+    help: 'Questions published, and questions closed by outcome (answered, expired, cancelled).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  })
+
+  readonly questionOpen = new Histogram({
+    name: 'gateway_question_open_seconds',
+    help: 'Time from a question\'s publish to its close (answered, expired or cancelled).',
+    buckets: [1, 5, 15, 30, 60, 300, 900, 3600, 14400, 86400],
+    registers: [this.registry],
+  })
+
   readonly redisConnected = new Gauge({
     name: 'gateway_redis_connected',
     help: 'Cluster mode: 1 while this process is connected to Redis, else 0.',
@@ -164,6 +179,7 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry })
     // Every reason shows from the first scrape, at 0, so alerts on a rate have a series to watch.
     for (const reason of ['missing', 'invalid', 'expired', 'forbidden']) this.authFailures.inc({ reason }, 0)
+    for (const outcome of ['published', 'answered', 'expired', 'cancelled']) this.questions.inc({ outcome }, 0)
   }
 
   /** Records one answered request. */

@@ -31,5 +31,5 @@ export function failureResponse(ctx: RequestContext, error: unknown, logger: Log
     logger.error({ err: error, request_id: ctx.requestId }, 'Unhandled error')
     failure = new GatewayError('service_unavailable', 'the gateway failed to handle this request')
   }
-  return errorResponse(failure.code, failure.message, ctx.requestId, failure.headers)
+  return errorResponse(failure.code, failure.message, ctx.requestId, failure.headers, failure.details)
 }

@@ -40,6 +40,9 @@ export class RequestContext implements CallRecord {
   paramStart = 0
   paramEnd = 0
   clientId: string | undefined = undefined
+  /** Cancelling a question: where its `:question_id` segment is in `url` (not decoded). */
+  questionStart = 0
+  questionEnd = 0
   /** Proxy: the service segment as sent (not decoded), and where the rest of the path starts in `url`. */
   serviceName = ''
   restStart = 0

@@ -8,7 +8,7 @@ import { RESERVED_SERVICE_NAMES } from '../config/settings'
 import type { RequestContext } from './context'
 
 /** The gateway's own handlers, by the name of their route. */
-export type OwnRouteName = 'health' | 'ready' | 'metrics' | 'subscribe' | 'publish' | 'broadcast' | 'answer'
+export type OwnRouteName = 'health' | 'ready' | 'metrics' | 'subscribe' | 'publish' | 'broadcast' | 'answer' | 'questions' | 'cancel'
 
 export interface Route {
   /** Who answers: one of the gateway's own handlers, the proxy, or nobody (404). */
@@ -50,6 +50,10 @@ export const ROUTES = {
   publish: { name: 'publish', kind: 'events', methods: methods('POST'), allow: CLIENT_PATH_ALLOW, rateLimited: true, admission: 'publisher', bindsClient: false },
   broadcast: { name: 'broadcast', kind: 'events', methods: methods('POST'), allow: 'POST', rateLimited: true, admission: 'publisher', bindsClient: false },
   answer: { name: 'answer', kind: 'events', methods: methods('POST'), allow: 'POST', rateLimited: true, admission: 'token', bindsClient: true },
+  // A person's pending questions, bound to them like their stream.
+  questions: { name: 'questions', kind: 'events', methods: methods('GET', 'HEAD'), allow: 'GET, HEAD', rateLimited: true, admission: 'token', bindsClient: true },
+  // Withdrawing a question is the publisher's: never a person's token, and never limited.
+  cancel: { name: 'cancel', kind: 'events', methods: methods('DELETE'), allow: 'DELETE', rateLimited: false, admission: 'publisher', bindsClient: false },
   proxy: { name: 'proxy', kind: 'proxy', methods: null, allow: '', rateLimited: true, admission: 'token', bindsClient: false },
   // Unknown paths are limited and, with authentication on, need a token: nothing is learnt without one.
   notFound: { name: 'not_found', kind: 'not_found', methods: null, allow: '', rateLimited: true, admission: 'token', bindsClient: false },
@@ -64,6 +68,7 @@ const OPS_PATHS: ReadonlyMap<string, Route> = new Map([
 /** `/api/v1/<service>/...` is proxied, except for the gateway's own `events`. */
 export const API_PREFIX = '/api/v1/'
 const ANSWER_SUFFIX = '/response'
+const QUESTIONS_SEGMENT = '/questions'
 
 /**
  * Sets `ctx.route`, and where the path's parameter is: the service segment and the rest of
@@ -94,7 +99,10 @@ export function classify(ctx: RequestContext): void {
   ctx.restStart = nameEnd
 }
 
-/** `/api/v1/events`, `/api/v1/events/<client_id>` and `/api/v1/events/<client_id>/response`. */
+/**
+ * `/api/v1/events`, `/api/v1/events/<client_id>`, `…/<client_id>/response`,
+ * `…/<client_id>/questions` and `…/<client_id>/questions/<question_id>`.
+ */
 function classifyEvents(ctx: RequestContext, eventsEnd: number): void {
   const { url, pathEnd, method } = ctx
   if (eventsEnd === pathEnd) {
@@ -109,5 +117,24 @@ function classifyEvents(ctx: RequestContext, eventsEnd: number): void {
   if (idEnd === idStart) ctx.route = ROUTES.notFound
   else if (idEnd === pathEnd) ctx.route = method === 'POST' ? ROUTES.publish : ROUTES.subscribe
   else if (url.slice(idEnd, pathEnd) === ANSWER_SUFFIX) ctx.route = ROUTES.answer
+  else if (url.startsWith(QUESTIONS_SEGMENT, idEnd)) classifyQuestions(ctx, idEnd + QUESTIONS_SEGMENT.length)
   else ctx.route = ROUTES.notFound
+}
+
+/** After `…/<client_id>/questions`: the list, or one question (`questionStart`, `questionEnd`). */
+function classifyQuestions(ctx: RequestContext, segmentEnd: number): void {
+  const { url, pathEnd } = ctx
+  if (segmentEnd === pathEnd) {
+    ctx.route = ROUTES.questions
+    return
+  }
+  const questionStart = segmentEnd + 1
+  const slash = url.indexOf('/', questionStart)
+  if (url[segmentEnd] !== '/' || questionStart === pathEnd || (slash !== -1 && slash < pathEnd)) {
+    ctx.route = ROUTES.notFound
+    return
+  }
+  ctx.questionStart = questionStart
+  ctx.questionEnd = pathEnd
+  ctx.route = ROUTES.cancel
 }

@@ -131,6 +131,11 @@ export class Upstream {
     return this.service.name
   }
 
+  /** The longest one call with the service's own limits may take: every attempt timing out. */
+  get longestCallMs(): number {
+    return this.limits.timeoutMs * (this.limits.retries + 1)
+  }
+
   /**
    * Sends the request and resolves with the backend's response, its body still streaming.
    * Not an `async` function: a single instance's call adds no promise of its own to the exchange.

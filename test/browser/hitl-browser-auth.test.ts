@@ -66,7 +66,7 @@ async function answerOnPage(page: Page, client: string, questionId: string): Pro
   expect((await waitForEventType(page, 'question.answered')).envelope.data).toEqual({ question_id: questionId })
   const call = hitl.seen.at(-1)!
   expect(call.headers.get('x-auth-subject')).toBe(client)
-  expect(JSON.parse(call.body)).toEqual({ question_id: questionId, response: 'yes', client_id: client })
+  expect(JSON.parse(call.body)).toEqual({ question_id: questionId, response: 'yes', client_id: client, status: 'answered', subject: client })
 }
 
 test('with its token in the page URL, the page subscribes (access_token) and answers (Bearer)', async () => {

@@ -73,7 +73,7 @@ test('the browser receives a question, answers it cross-origin, and sees questio
   const answered = await waitForEvent((e) => e.event_type === 'question.answered')
   expect(answered.envelope.data).toEqual({ question_id: 'deploy-1' })
   const call = hitl.seen.at(-1)!
-  expect(JSON.parse(call.body)).toEqual({ question_id: 'deploy-1', response: 'yes, ship it', client_id: CLIENT })
+  expect(JSON.parse(call.body)).toEqual({ question_id: 'deploy-1', response: 'yes, ship it', client_id: CLIENT, status: 'answered', subject: null })
   expect(call.headers.get('idempotency-key')).toBe(`${CLIENT}:deploy-1`)
   await form.waitFor({ state: 'detached', timeout: 5_000 })
 }, 30_000)

@@ -14,7 +14,8 @@ function broker(env: Record<string, string> = {}): MemoryBroker {
   const config = loadConfig(env).events
   const metrics = new Metrics()
   const hub = new Hub(config.heartbeatMs, config.buffer, metrics, createLogger('silent'))
-  const memory = new MemoryBroker(hub, config, metrics, () => now)
+  const sink = { published: () => {}, closed: () => {} }
+  const memory = new MemoryBroker({ hub, config, metrics, sink, deliver: async () => 'delivered', gaveUp: () => {}, now: () => now })
   closers.push(() => (hub.stop(), memory.close()))
   return memory
 }
@@ -23,7 +24,8 @@ afterEach(() => {
   for (const close of closers.splice(0)) close()
 })
 
-const question = (questionId: string, extra: Record<string, unknown> = {}) => createEnvelope('question', { question_id: questionId, ...extra })
+const question = (questionId: string) => createEnvelope('question', { question_id: questionId })
+const questionSpec = (questionId: string) => ({ questionId, required: null, deadline: null, hasDefault: false, defaultResponse: undefined, schema: null })
 
 describe('the embedded broker', () => {
   test('an event is retained for a client that is not connected, and replayed after its id', async () => {
@@ -41,7 +43,7 @@ describe('the embedded broker', () => {
   test('every replay hands out the frame made at publish: streams share its bytes', async () => {
     const memory = broker()
     await memory.publish(['alice'], createEnvelope('step', { n: 1 }))
-    await memory.publish(['alice'], question('shared'))
+    await memory.ask(['alice'], questionSpec('shared'), question('shared'))
     const [first, second] = [await memory.retainedAfter('alice', '0'), await memory.retainedAfter('alice', '0')]
     expect(first.events).toHaveLength(2)
     first.events.forEach((event, i) => expect(event.frame).toBe(second.events[i]!.frame))
@@ -56,34 +58,10 @@ describe('the embedded broker', () => {
     expect((await memory.retainedAfter('alice', '0')).events).toHaveLength(1)
   })
 
-  test('one claim per question wins; a failed delivery makes it pending again; an answered one stays answered', async () => {
-    const memory = broker()
-    await memory.publish(['alice'], question('q1'))
-    expect(await memory.claimAnswer('alice', 'q1')).toBe('claimed')
-    expect(await memory.claimAnswer('alice', 'q1')).toBe('answered')
-    await memory.settleAnswer('alice', 'q1', false)
-    expect(await memory.claimAnswer('alice', 'q1')).toBe('claimed')
-    await memory.settleAnswer('alice', 'q1', true)
-    expect(await memory.claimAnswer('alice', 'q1')).toBe('answered')
-    expect(await memory.pendingQuestions('alice')).toEqual([])
-    expect(await memory.claimAnswer('bob', 'q1')).toBe('unknown')
-  })
-
-  test('a question expires at its expires_at, or after QUESTION_TTL_MS', async () => {
-    const memory = broker({ QUESTION_TTL_MS: '1000' })
-    await memory.publish(['alice'], question('by-ttl'))
-    await memory.publish(['alice'], question('by-date', { expires_at: new Date(now + 500).toISOString() }))
-    expect((await memory.pendingQuestions('alice')).length).toBe(2)
-    now += 600
-    expect((await memory.pendingQuestions('alice')).map((q) => envelopeOf(q).data.question_id)).toEqual(['by-ttl'])
-    now += 500
-    expect(await memory.claimAnswer('alice', 'by-ttl')).toBe('unknown')
-  })
-
   test('the sweep drops client state once nothing in it is retained any more', async () => {
     const memory = broker({ SSE_HISTORY_TTL_MS: '50', QUESTION_TTL_MS: '50' })
     for (let i = 0; i < 100; i++) await memory.publish([`transient-${i}`], createEnvelope('x', {}))
-    await memory.publish(['transient-q'], question('q'))
+    await memory.ask(['transient-q'], questionSpec('q'), question('q'))
     expect(memory.trackedClients).toBe(101)
     memory.sweep()
     expect(memory.trackedClients).toBe(101)

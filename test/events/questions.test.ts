@@ -67,7 +67,7 @@ describe('answers', () => {
     expect(call.target).toBe('/hitl/questions/q-1/answer')
     expect(call.headers.get('idempotency-key')).toBe('alice:q-1')
     expect(call.headers.get('x-request-id')).toBe('answer-req-1')
-    expect(JSON.parse(call.body)).toEqual({ question_id: 'q-1', response: { approved: true }, note: 'lgtm', client_id: 'alice' })
+    expect(JSON.parse(call.body)).toEqual({ question_id: 'q-1', response: { approved: true }, note: 'lgtm', client_id: 'alice', status: 'answered', subject: null })
     for (const tab of tabs) {
       const answered = await tab.waitFor((e) => e.event === 'question.answered')
       expect(answered.data.data).toEqual({ question_id: 'q-1' })

@@ -7,6 +7,7 @@ import { createEnvelope } from '../../src/events/envelope'
 import { Hub } from '../../src/events/hub'
 import { createLogger } from '../../src/ops/log'
 import { Metrics } from '../../src/ops/metrics'
+import type { Upstream } from '../../src/upstream/upstream'
 import { type TestRedis, startRedis } from '../helpers/redis'
 import { envelopeOf } from '../helpers/sse-client'
 import { waitFor } from '../helpers/wait'
@@ -31,7 +32,7 @@ async function instance(env: Record<string, string> = {}) {
   const logger = createLogger('silent')
   const hub = new Hub(config.events.heartbeatMs, config.events.buffer, metrics, logger)
   const cluster = joinCluster(config, hub, logger, metrics)!
-  const broker = createBroker(config, hub, metrics, logger, cluster)
+  const broker = createBroker({ config, hub, metrics, logger, cluster, hitl: () => ({ longestCallMs: 1_000 }) as Upstream })
   closers.push(async () => {
     hub.stop()
     await broker.close()
@@ -40,27 +41,31 @@ async function instance(env: Record<string, string> = {}) {
   return { hub, broker, cluster }
 }
 
+const questionSpec = (questionId: string) => ({ questionId, required: null, deadline: null, hasDefault: false, defaultResponse: undefined, schema: null })
+const answerBy = (clientId: string) => ({ client_id: clientId, subject: null, response: true, answered_at: new Date().toISOString() })
+
 describe('the Redis broker', () => {
-  test('a claim whose lease lapsed cannot be settled by its old holder', async () => {
-    // UPSTREAM_TIMEOUT_MS=1 makes the lease 10 s; the test ages the claim by rewriting it in Redis instead.
+  test('a hold whose lease lapsed cannot be settled by its old holder', async () => {
     const first = await instance()
     const second = await instance()
-    await first.broker.publish(['lease-1'], createEnvelope('question', { question_id: 'q' }))
-    expect(await first.broker.claimAnswer('lease-1', 'q')).toBe('claimed')
-    expect(await second.broker.claimAnswer('lease-1', 'q')).toBe('answered')
-    // The lease lapses (its holder is stuck): make the stored claim expired.
-    const stored = await redis.cli('HGET', 'unit:questions:lease-1', 'q')
-    await redis.cli('HSET', 'unit:questions:lease-1', 'q', stored.replace(/^(\d+):(\d+):/, '$1:1:'))
-    expect(await second.broker.claimAnswer('lease-1', 'q')).toBe('claimed')
-    // The old holder gives up: the new claim stands.
-    await first.broker.settleAnswer('lease-1', 'q', false)
-    expect(await first.broker.claimAnswer('lease-1', 'q')).toBe('answered')
-    await second.broker.settleAnswer('lease-1', 'q', true)
-    expect(await first.broker.claimAnswer('lease-1', 'q')).toBe('answered')
+    await first.broker.ask(['lease-1'], questionSpec('q'), createEnvelope('question', { question_id: 'q' }))
+    const held = await first.broker.answer('lease-1', 'q', answerBy('lease-1'))
+    expect(held.kind).toBe('forward')
+    expect((await second.broker.answer('lease-1', 'q', answerBy('lease-1'))).kind).toBe('answered')
+    // The lease lapses (its holder is stuck): make the stored hold expired.
+    const id = await redis.cli('HGET', 'unit:qidx:lease-1', 'q')
+    await redis.cli('HSET', `unit:q:${id}`, 'hold_until', '1')
+    const taken = await second.broker.answer('lease-1', 'q', answerBy('lease-1'))
+    expect(taken.kind).toBe('forward')
+    // The old holder gives up: the new hold stands.
+    await first.broker.settle('lease-1', 'q', (held as { hold: string }).hold, false)
+    expect((await first.broker.answer('lease-1', 'q', answerBy('lease-1'))).kind).toBe('answered')
+    await second.broker.settle('lease-1', 'q', (taken as { hold: string }).hold, true)
+    expect((await first.broker.answer('lease-1', 'q', answerBy('lease-1'))).kind).toBe('answered')
     expect(await first.broker.pendingQuestions('lease-1')).toEqual([])
   })
 
-  test('history keeps SSE_HISTORY events; pending questions come oldest first; an expired question is unknown', async () => {
+  test('history keeps SSE_HISTORY events; pending questions come oldest first', async () => {
     const { broker } = await instance({ SSE_HISTORY: '3' })
     const events = Array.from({ length: 5 }, (_, n) => createEnvelope('step', { n }))
     for (const event of events) await broker.publish(['history-1'], event)
@@ -69,17 +74,15 @@ describe('the Redis broker', () => {
     const afterGone = await broker.retainedAfter('history-1', events[0]!.id)
     expect({ gap: afterGone.gap, events: afterGone.events.map(envelopeOf) }).toEqual({ gap: true, events: events.slice(2) })
     const questions = [createEnvelope('question', { question_id: 'b' }), createEnvelope('question', { question_id: 'a' })]
-    for (const question of questions) await broker.publish(['history-1'], question)
-    await broker.publish(['history-1'], createEnvelope('question', { question_id: 'old', expires_at: new Date(Date.now() - 1000).toISOString() }))
+    for (const question of questions) await broker.ask(['history-1'], questionSpec((question.data as { question_id: string }).question_id), question)
     expect((await broker.pendingQuestions('history-1')).map(envelopeOf)).toEqual(questions)
-    expect(await broker.claimAnswer('history-1', 'old')).toBe('unknown')
   })
 
   test('replays share frames: reads at once each get the whole history, in turn, the later ones sending only ids for what is held', async () => {
     const { broker } = await instance()
     const events = Array.from({ length: 4 }, (_, n) => createEnvelope('step', { n }))
     for (const event of events) await broker.publish(['shared-1'], event)
-    await broker.publish(['shared-1'], createEnvelope('question', { question_id: 'sq' }))
+    await broker.ask(['shared-1'], questionSpec('sq'), createEnvelope('question', { question_id: 'sq' }))
     const replays = await Promise.all(Array.from({ length: 5 }, () => broker.retainedAfter('shared-1', '0')))
     for (const replay of replays) expect(replay.events.map(envelopeOf).map((e) => e.id)).toEqual([...events.map((e) => e.id), expect.any(String)])
     // The very same bytes in every replay: the streams hold one copy.
