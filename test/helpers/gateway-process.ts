@@ -6,7 +6,15 @@ import type { Subprocess } from 'bun'
 import { closedPort } from './backend'
 import type { LogLine } from './gateway'
 
-const MAIN = new URL('../../src/main.ts', import.meta.url).pathname
+const ROOT = new URL('../..', import.meta.url).pathname
+const MAIN = `${ROOT}src/main.ts`
+const BINARY = `${ROOT}bin/api-gateway`
+
+/** Builds `bin/api-gateway` unless it is newer than every source file. */
+export function buildBinary(): void {
+  const build = Bun.spawnSync(['bun', `${ROOT}scripts/build.ts`, '--if-stale'], { cwd: ROOT, stderr: 'pipe' })
+  if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr}`)
+}
 
 export interface GatewayProcess {
   url: string
@@ -23,16 +31,17 @@ export interface GatewayProcess {
 
 /**
  * @param waitForRedis resolve only once `/health` says Redis is up (the default when `REDIS_URL` is set).
+ * @param binary run the compiled `bin/api-gateway` (call `buildBinary` first) instead of the sources.
  * @example const a = await startGatewayProcess({ REDIS_URL: redis.url, HITL_URL: hitl.url })
  */
-export async function startGatewayProcess(env: Record<string, string>, { waitForRedis = env.REDIS_URL !== undefined } = {}): Promise<GatewayProcess> {
+export async function startGatewayProcess(env: Record<string, string>, { waitForRedis = env.REDIS_URL !== undefined, binary = false } = {}): Promise<GatewayProcess> {
   const port = await closedPort()
   const url = `http://127.0.0.1:${port}`
   const logs: LogLine[] = []
   let child: Subprocess<'ignore', 'pipe', 'inherit'> | undefined
 
   const start = async () => {
-    child = Bun.spawn(['bun', MAIN], {
+    child = Bun.spawn(binary ? [BINARY] : ['bun', MAIN], {
       env: { PATH: process.env.PATH!, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
       stdin: 'ignore',
       stdout: 'pipe',
