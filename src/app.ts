@@ -37,6 +37,8 @@ export interface GatewayOptions {
   policies?: PolicySet
   /** This process is worker `workerId` of a supervisor (README, "Workers"); absent for a single process. */
   workerId?: number
+  /** `api-gateway demo`: the handler of its console page at `/` (README, "Demo"); absent: `/` is 404. */
+  consolePage?: () => Response
 }
 
 export interface Gateway {
@@ -69,7 +71,7 @@ export interface Gateway {
  * @example const gateway = createGateway({ config, logger }); gateway.listen()
  * @throws ConfigError when the TLS files cannot serve (README, "TLS").
  */
-export function createGateway({ config, logger, workerId, policies = policiesOfEnvironment(config) }: GatewayOptions): Gateway {
+export function createGateway({ config, logger, workerId, consolePage, policies = policiesOfEnvironment(config) }: GatewayOptions): Gateway {
   const tls = config.tls === null ? undefined : loadTls(config.tls)
   const metrics = new Metrics()
   const worker = workerId === undefined ? null : new WorkerLink(workerId, metrics)
@@ -106,6 +108,7 @@ export function createGateway({ config, logger, workerId, policies = policiesOfE
         workerId: worker?.id ?? null,
       }),
       ...eventsHandlers({ config: config.events, broker, hub, hitl, logger, metrics, cors }),
+      ...(consolePage === undefined ? {} : { console: consolePage }),
     },
     websockets,
     metrics,

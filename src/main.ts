@@ -10,6 +10,7 @@ import { type Config, ConfigError, helpText, loadConfig } from './config/setting
 import { answersHealth } from './ops/healthcheck'
 import { type Logger, createLogger } from './ops/log'
 import { configReloadsCounter } from './ops/metrics'
+import { startDemo } from './demo/demo'
 import { applyQuietly, reload } from './ops/reload'
 import { checkReport } from './ops/settings-check'
 import { VERSION } from './ops/version'
@@ -19,8 +20,8 @@ import { workerIdOf } from './workers/worker-messages'
 /** How long a worker waits for its supervisor's policies before it gives up (and is started again). */
 const POLICIES_WAIT_MS = 10_000
 
-/** The commands besides serving; settings are environment variables (`--help`). */
-const COMMANDS = ['--check', '--healthcheck'] as const
+/** The commands besides serving; settings are environment variables (`--help`). `demo` serves, with its own services. */
+const COMMANDS = ['--check', '--healthcheck', 'demo'] as const
 
 interface Arguments {
   command: (typeof COMMANDS)[number] | undefined
@@ -68,8 +69,15 @@ if (rawArgs.includes('--version') || rawArgs.includes('-v')) {
 }
 const args = orExit(() => parseArguments(rawArgs))
 // `--config` is `GATEWAY_CONFIG` for this process and for the workers it starts.
-const environment = args.policyFile === undefined ? process.env : { ...process.env, GATEWAY_CONFIG: args.policyFile }
+const given = args.policyFile === undefined ? process.env : { ...process.env, GATEWAY_CONFIG: args.policyFile }
+// The demo's own services listen before the settings are read: their URLs are settings.
+const demo = args.command === 'demo' ? startDemo(given, (message, fields) => process.stderr.write(`api-gateway demo: ${message} ${JSON.stringify(fields)}\n`)) : null
+const environment = demo?.environment ?? given
 const config = orExit(() => loadConfig(environment))
+if (demo !== null && config.workers > 1) {
+  process.stderr.write('api-gateway: the demo runs as one process; unset WORKERS\n')
+  process.exit(1)
+}
 
 if (args.command === '--check') {
   const report = await checkReport(config, VERSION)
@@ -139,7 +147,7 @@ function workerCommand(): string[] {
 /** One gateway process: alone, or one of the workers. */
 async function serve(policies: PolicySet): Promise<void> {
   // The TLS files are read here: a wrong one stops the start like a wrong setting.
-  const gateway = orExit(() => createGateway({ config, logger, workerId, policies }))
+  const gateway = orExit(() => createGateway({ config, logger, workerId, policies, consolePage: demo?.consolePage }))
   const worker = gateway.worker
   if (worker !== null && config.policyFile !== null) {
     // The supervisor validates, logs and counts; a worker applies what it is handed, first before it listens.
@@ -163,6 +171,8 @@ async function serve(policies: PolicySet): Promise<void> {
     process.exit(1)
   }
   logStart(config, logger, gateway.policies, server.port ?? config.port)
+  // One line for the person who ran the demo, beside the JSON log on stdout.
+  if (demo !== null) process.stderr.write(`${demo.listening(config, server.port ?? config.port)}\n`)
 
   if (worker === null) {
     process.on('SIGHUP', () => void reload({ config, logger, reloads: gateway.metrics.configReloads }, (next) => gateway.applyPolicies(next.policies)))
@@ -176,6 +186,7 @@ async function serve(policies: PolicySet): Promise<void> {
     stopping = true
     logger.info({ reason }, 'Shutting down: draining in-flight requests')
     const drained = await gateway.shutdown()
+    demo?.stop()
     logger.info({ drained }, 'Stopped')
     logger.flush()
     process.exit(0)

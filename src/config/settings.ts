@@ -419,7 +419,7 @@ export function helpText(version: string): string {
   return [
     `api-gateway ${version}: reverse proxy, Server-Sent Events, human-in-the-loop and rate limiting`,
     '',
-    'Usage: api-gateway [--check | --healthcheck | --help | --version]   (configured through environment variables)',
+    'Usage: api-gateway [demo | --check | --healthcheck | --help | --version]   (configured through environment variables)',
     '',
     'Settings:',
     ...rows.map(([name, meaning]) => `  ${name.padEnd(width)}  ${meaning}`),

@@ -10,13 +10,15 @@ import { type TrustedProxies, canonicalIp } from '../http/client-ip'
 import { requestIdFor } from '../http/request-id'
 import { RequestContext } from '../request/context'
 import { type PolicyTable, resolvePolicy } from '../request/policy-table'
-import { classify } from '../request/route-table'
+import { ROUTES, classify } from '../request/route-table'
 
 export interface IdentifyParts {
   trustProxy: TrustedProxies
   publisherAuth: PublisherAuth
   /** The policy table current now: the request keeps it to its end, whatever a reload does meanwhile. */
   table: () => PolicyTable
+  /** `api-gateway demo`: `/` is its console page; elsewhere `/` is no route. */
+  demo: boolean
 }
 
 /**
@@ -32,6 +34,7 @@ export function identify(request: Request, server: Server<unknown> | undefined, 
   ctx.peerTrusted = !parts.trustProxy.isEmpty && parts.trustProxy.contains(peer)
   ctx.clientIp = ctx.peerTrusted ? parts.trustProxy.clientBehind(peer, headers.get('x-forwarded-for')) : peer
   classify(ctx)
+  if (parts.demo && ctx.route === ROUTES.notFound && ctx.path === '/') ctx.route = ROUTES.console
   if (ctx.route.admission === 'publisher') ctx.hasPublishToken = parts.publisherAuth.presentsToken(request)
   resolvePolicy(ctx, parts.table())
   return ctx

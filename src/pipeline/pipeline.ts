@@ -51,7 +51,8 @@ export interface PipelineParts {
   /** The policy table current now (a reload swaps it). */
   table: () => PolicyTable
   /** The gateway's own routes: ops and events. */
-  handlers: Readonly<Record<OwnRouteName, RouteHandler>>
+  /** The gateway's own handlers; `console` only in demo mode. */
+  handlers: Readonly<Record<Exclude<OwnRouteName, 'console'>, RouteHandler> & { console?: RouteHandler }>
   /** WebSocket upgrades of proxied routes. */
   websockets: WebSocketBridge
   metrics: Metrics
@@ -66,7 +67,7 @@ export class Pipeline {
   private readonly answerPaths: AnswerPaths
 
   constructor(private readonly parts: PipelineParts) {
-    this.identifyParts = { trustProxy: parts.config.trustProxy, publisherAuth: parts.publisherAuth, table: parts.table }
+    this.identifyParts = { trustProxy: parts.config.trustProxy, publisherAuth: parts.publisherAuth, table: parts.table, demo: parts.handlers.console !== undefined }
     this.scheme = parts.config.tls === null ? 'http' : 'https'
     this.answerPaths = new AnswerPaths(parts.config.events.hitlResponsePath)
   }
@@ -119,6 +120,6 @@ export class Pipeline {
     const name = ctx.route.name
     if (name === 'proxy') return isWebSocketUpgrade(ctx) ? this.parts.websockets.upgrade(ctx, this.scheme) : proxyRequest(ctx, this.scheme)
     // The route step refused `not_found`: only the gateway's own routes are left.
-    return Promise.resolve(this.parts.handlers[name as OwnRouteName](ctx))
+    return Promise.resolve(this.parts.handlers[name as OwnRouteName]!(ctx))
   }
 }

@@ -8,7 +8,7 @@ import { RESERVED_SERVICE_NAMES } from '../config/settings'
 import type { RequestContext } from './context'
 
 /** The gateway's own handlers, by the name of their route. */
-export type OwnRouteName = 'health' | 'ready' | 'metrics' | 'subscribe' | 'publish' | 'broadcast' | 'answer' | 'questions' | 'cancel'
+export type OwnRouteName = 'health' | 'ready' | 'metrics' | 'console' | 'subscribe' | 'publish' | 'broadcast' | 'answer' | 'questions' | 'cancel'
 
 export interface Route {
   /** Who answers: one of the gateway's own handlers, the proxy, or nobody (404). */
@@ -46,6 +46,8 @@ export const ROUTES = {
   health: OPS('health'),
   ready: OPS('ready'),
   metrics: OPS('metrics'),
+  // `api-gateway demo` only: its console page at `/` (`classify` never names it; identify does, in demo mode).
+  console: { name: 'console', kind: 'ops', methods: methods('GET', 'HEAD'), allow: 'GET, HEAD', rateLimited: true, admission: 'none', bindsClient: false },
   subscribe: { name: 'subscribe', kind: 'events', methods: methods('GET', 'HEAD'), allow: CLIENT_PATH_ALLOW, rateLimited: true, admission: 'token', bindsClient: true },
   publish: { name: 'publish', kind: 'events', methods: methods('POST'), allow: CLIENT_PATH_ALLOW, rateLimited: true, admission: 'publisher', bindsClient: false },
   broadcast: { name: 'broadcast', kind: 'events', methods: methods('POST'), allow: 'POST', rateLimited: true, admission: 'publisher', bindsClient: false },
