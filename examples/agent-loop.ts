@@ -16,6 +16,9 @@
  * PUBLISH_TOKEN (when the gateway has one).
  */
 
+// A module (top-level await below), importing nothing: copy it anywhere.
+export {}
+
 const gatewayUrl = process.env.GATEWAY_URL ?? 'http://127.0.0.1:8080'
 const clientId = process.env.CLIENT_ID ?? 'alice'
 const port = Number(process.env.AGENT_PORT ?? 9300)

@@ -16,12 +16,13 @@ import type { WrkResult } from './wrk'
 import { type LadderResult, runLadder } from './ladder-scenarios'
 import { type RoundResult, runProxyScenarios } from './proxy-scenarios'
 import { type PolicyRound, runPolicyScenarios } from './policy-scenarios'
+import { type AnswerRound, type ExpiryRun, runQuestionScenarios } from './question-scenarios'
 import { type ReplayRound, runReplayScenarios } from './replay-scenarios'
 import { type SseResult, runSseScenario } from './sse-scenarios'
 
 const ROOT = new URL('../..', import.meta.url).pathname
 const quick = process.argv.includes('--quick')
-/** `--only proxy|ladder|sse|replay|limiter|cluster|auth|policies|upstream|workers`: one part, for tuning sessions. */
+/** `--only proxy|ladder|sse|replay|limiter|cluster|auth|policies|questions|upstream|workers`: one part, for tuning sessions. */
 const only = process.argv[process.argv.indexOf('--only') + 1]
 const runs = (part: string) => !process.argv.includes('--only') || only === part
 const log = (line: string) => console.log(line)
@@ -137,6 +138,16 @@ if (runs('policies')) {
   printPolicyTable(policies)
 }
 
+let questions: { answers: AnswerRound[]; expiries: ExpiryRun[] } | undefined
+if (runs('questions')) {
+  const questionPlan = { rounds: quick ? 2 : 5, answers: quick ? 5_000 : 20_000, expiries: 10_000, concurrency: 64, binary }
+  log(
+    `\nQuestions: ${questionPlan.answers} answers (${questionPlan.concurrency} at a time) with an answer schema against without, ${questionPlan.rounds} interleaved rounds; ${questionPlan.expiries} questions whose deadlines fall in the same second, memory and Redis`,
+  )
+  questions = await runQuestionScenarios(questionPlan, log)
+  printQuestionTables(questions)
+}
+
 let upstream: { instances: InstancesRound[]; websocket: WebSocketRound[] } | undefined
 if (runs('upstream')) {
   const upstreamPlan = { rounds: quick ? 2 : 5, seconds: quick ? 3 : 8, connections: 64 }
@@ -170,6 +181,7 @@ const results = {
   cluster,
   auth,
   policies,
+  questions,
   upstream,
   workers,
 }
@@ -279,6 +291,22 @@ function printSseTable(results: SseResult[]): void {
     const growth = rows[0]!.cycles.length > 1 ? `${(median(rows.map((r) => r.rssGrowthAfterCycles)) * 100).toFixed(1)}%` : '–'
     log(
       `| ${rows[0]!.label} | ${rows[0]!.streams} | ${rows.length} | ${(perStream / 1024).toFixed(2)} | ${(perStream / barePerStream).toFixed(2)} | ${m.p50Ms.toFixed(1)} | ${m.p99Ms.toFixed(1)} | ${(m.p99Ms / b.p99Ms).toFixed(2)} | ${m.maxMs.toFixed(1)} | ${m.allDelivered} | ${rows.every((r) => r.cycles.every((c) => c.hubEmptyAfterDrop))} | ${growth} |`,
+    )
+  }
+}
+
+function printQuestionTables({ answers, expiries }: { answers: AnswerRound[]; expiries: ExpiryRun[] }): void {
+  const without = median(answers.filter((r) => !r.schema).map((r) => r.perSecond))
+  const withSchema = median(answers.filter((r) => r.schema).map((r) => r.perSecond))
+  log('\n| answers | per second (median) | × without a schema | failed |')
+  log('|---|---|---|---|')
+  log(`| without a schema | ${Math.round(without)} | 1.00 | ${answers.filter((r) => !r.schema).reduce((sum, r) => sum + r.failed, 0)} |`)
+  log(`| with a schema | ${Math.round(withSchema)} | ${(withSchema / without).toFixed(2)} | ${answers.filter((r) => r.schema).reduce((sum, r) => sum + r.failed, 0)} |`)
+  log('\n| broker | questions | expiries at hitl | POSTs | first after the deadline ms | last ms | gateway KiB per pending question | Redis KiB per pending question |')
+  log('|---|---|---|---|---|---|---|---|')
+  for (const run of expiries) {
+    log(
+      `| ${run.broker} | ${run.questions} | ${run.delivered} | ${run.posts} | ${run.firstAfterDeadlineMs} | ${run.lastAfterDeadlineMs} | ${(run.gatewayBytesPerQuestion / 1024).toFixed(2)} | ${run.redisBytesPerQuestion === null ? '—' : (run.redisBytesPerQuestion / 1024).toFixed(2)} |`,
     )
   }
 }

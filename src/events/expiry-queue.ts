@@ -18,8 +18,11 @@ interface Entry {
 }
 
 export class ExpiryQueue {
-  /** Waiting for their turn or their retry, soonest first. */
-  private waiting: Entry[] = []
+  /** Due now, in the order they came (`head` is the next to start: no shifting of a long array). */
+  private ready: Entry[] = []
+  private head = 0
+  /** Waiting for their retry, soonest first. */
+  private later: Entry[] = []
   private inFlight = 0
   private timer: Timer | undefined
   private closed = false
@@ -32,7 +35,7 @@ export class ExpiryQueue {
   ) {}
 
   add(delivery: ExpiryDelivery): void {
-    this.waiting.push({ delivery, attempts: 0, dueAt: this.now() })
+    this.ready.push({ delivery, attempts: 0, dueAt: this.now() })
     this.pump()
   }
 
@@ -44,12 +47,18 @@ export class ExpiryQueue {
   /** Starts what is due, up to the concurrency; arms the timer for the next retry. */
   private pump(): void {
     if (this.closed) return
-    clearTimeout(this.timer)
     const now = this.now()
-    this.waiting.sort((a, b) => a.dueAt - b.dueAt)
-    while (this.inFlight < CONCURRENCY && this.waiting.length > 0 && this.waiting[0]!.dueAt <= now) void this.attempt(this.waiting.shift()!)
-    const next = this.waiting[0]
-    if (next !== undefined && this.inFlight < CONCURRENCY) {
+    let due = 0
+    while (due < this.later.length && this.later[due]!.dueAt <= now) due++
+    if (due > 0) this.ready.push(...this.later.splice(0, due))
+    while (this.inFlight < CONCURRENCY && this.head < this.ready.length) void this.attempt(this.ready[this.head++]!)
+    if (this.head === this.ready.length) {
+      this.ready = []
+      this.head = 0
+    }
+    clearTimeout(this.timer)
+    const next = this.later[0]
+    if (next !== undefined) {
       this.timer = setTimeout(() => this.pump(), Math.max(0, next.dueAt - now))
       this.timer.unref()
     }
@@ -62,9 +71,21 @@ export class ExpiryQueue {
     this.inFlight--
     if (outcome === 'retry') {
       const dueAt = this.now() + retryDelayMs(entry.attempts)
-      if (dueAt <= entry.delivery.giveUpAt) this.waiting.push({ ...entry, dueAt })
+      if (dueAt <= entry.delivery.giveUpAt) this.retryAt({ ...entry, dueAt })
       else this.gaveUp(entry.delivery)
     }
     this.pump()
+  }
+
+  /** Into `later`, kept sorted (a binary search for its place). */
+  private retryAt(entry: Entry): void {
+    let low = 0
+    let high = this.later.length
+    while (low < high) {
+      const middle = (low + high) >>> 1
+      if (this.later[middle]!.dueAt <= entry.dueAt) low = middle + 1
+      else high = middle
+    }
+    this.later.splice(low, 0, entry)
   }
 }

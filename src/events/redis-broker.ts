@@ -298,9 +298,10 @@ export class RedisBroker implements Broker {
           String(config.questionTtlMs),
         ])) as string[]
         this.reportClosures(flat)
+        // Deliveries start while later batches expire: the first reach hitl without waiting for the last.
+        await this.claimDeliveries()
         if (flat.length < EXPIRE_BATCH * 5) break
       }
-      await this.claimDeliveries()
     } catch (error) {
       this.options.logger.warn({ err: (error as Error).message }, 'Question deadlines could not be checked; trying again shortly')
     } finally {
