@@ -242,7 +242,7 @@ describe('command line', () => {
     }
     expect(run.stdout).toContain('<NAME>_URL')
     expect(run.stdout).toContain('(default: 8081)')
-    expect(run.stdout).toContain('Usage: api-gateway [--check | --healthcheck | --help | --version]')
+    expect(run.stdout).toContain('Usage: api-gateway [demo | --check | --healthcheck | --help | --version]')
   })
 
   test('--version prints the package version and exits 0', async () => {

@@ -3,9 +3,10 @@
  * built on the gateway does. `POST /runs {"client_id"}` starts a run that publishes a few
  * `run.progress` events to that client, then asks a question with a `response_schema`, a
  * deadline and a default; when the gateway POSTs the outcome to `HITL_RESPONSE_PATH` (the answer, or
- * the expiry with the default), the run publishes `run.completed` with it.
+ * the expiry with the default), the run publishes `run.completed` with it. Written with Elysia,
+ * as a backend behind the gateway would be: its TypeBox schema checks what a run is started with.
  */
-import type { Server } from 'bun'
+import { Elysia, t } from 'elysia'
 
 /** The question every run asks. */
 export const DEPLOY_QUESTION_SCHEMA = {
@@ -27,16 +28,24 @@ const STEP_MS = 300
 /** Runs remembered (waiting for their answer); the oldest is forgotten beyond this. */
 const MAX_RUNS = 1_000
 
-const CLIENT_ID = /^[A-Za-z0-9._:-]{1,128}$/
+const CLIENT_ID_RULE = 'client_id must be 1-128 characters of [A-Za-z0-9._:-]'
 
 interface Run {
   runId: string
   clientId: string
 }
 
+/** What the gateway POSTs when a question closes. */
+interface QuestionOutcome {
+  question_id?: string
+  status?: string
+  response?: unknown
+  subject?: string | null
+}
+
 export interface AgentService {
   url: string
-  server: Server<unknown>
+  stop(): void
   /** Where the run's events are published, once the gateway listens. */
   connect(gatewayUrl: string, publishToken: string): void
 }
@@ -77,45 +86,51 @@ export function startAgentService(log: (message: string, fields: object) => void
     })
   }
 
-  const startRun = async (request: Request) => {
-    const body = (await request.json().catch(() => null)) as { client_id?: unknown } | null
-    const clientId = body?.client_id
-    if (typeof clientId !== 'string' || !CLIENT_ID.test(clientId)) {
-      return Response.json({ error: 'bad_request', message: 'client_id must be 1-128 characters of [A-Za-z0-9._:-]' }, { status: 400 })
-    }
+  const startRun = (clientId: string) => {
     const started: Run = { runId: crypto.randomUUID().slice(0, 8), clientId }
     runs.set(`deploy-${started.runId}`, started)
     if (runs.size > MAX_RUNS) runs.delete(runs.keys().next().value!)
     void run(started)
-    return Response.json({ run_id: started.runId, client_id: clientId }, { status: 202 })
+    return { run_id: started.runId, client_id: clientId }
   }
 
   /** The gateway's POST of a question's outcome: an answer, or its expiry with the default. */
-  const outcome = async (request: Request) => {
-    const body = (await request.json().catch(() => null)) as { question_id?: string; status?: string; response?: unknown; subject?: string | null } | null
+  const outcome = async (body: QuestionOutcome | null) => {
     const waiting = body?.question_id === undefined ? undefined : runs.get(body.question_id)
     // Unknown (a retry of one already completed, or a run from before a restart): nothing more to do.
-    if (body === null || waiting === undefined) return Response.json({ ok: true, known: false })
+    if (body === null || waiting === undefined) return { ok: true, known: false }
     runs.delete(body.question_id!)
     const expired = body.status === 'expired'
     await publish(waiting.clientId, 'run.completed', { run_id: waiting.runId, outcome: body.response ?? null, expired, decided_by: expired ? null : (body.subject ?? null) })
-    return Response.json({ ok: true, run_id: waiting.runId })
+    return { ok: true, run_id: waiting.runId }
   }
 
-  const server = Bun.serve({
-    hostname: '127.0.0.1',
-    port: 0,
-    fetch(request) {
-      const path = new URL(request.url).pathname
-      if (request.method === 'POST' && path === '/runs') return startRun(request)
-      // Whatever HITL_RESPONSE_PATH names: the gateway is the only one that sends here.
-      if (request.method === 'POST') return outcome(request)
-      return Response.json({ error: 'not_found', message: 'the demo agent answers POST /runs {"client_id"}' }, { status: 404 })
-    },
-  })
+  const app = new Elysia()
+    .onError(({ code, set }) => {
+      if (code === 'VALIDATION') {
+        set.status = 400
+        return { error: 'bad_request', message: CLIENT_ID_RULE }
+      }
+      if (code === 'NOT_FOUND') {
+        set.status = 404
+        return { error: 'not_found', message: 'the demo agent answers POST /runs {"client_id"}' }
+      }
+    })
+    .post(
+      '/runs',
+      ({ body, set }) => {
+        set.status = 202
+        return startRun(body.client_id)
+      },
+      { body: t.Object({ client_id: t.String({ pattern: '^[A-Za-z0-9._:-]{1,128}$' }) }) },
+    )
+    // Whatever HITL_RESPONSE_PATH names: the gateway is the only one that sends here.
+    .post('/*', ({ body }) => outcome((body ?? null) as QuestionOutcome | null))
+    .listen({ hostname: '127.0.0.1', port: 0 })
+
   return {
-    url: `http://127.0.0.1:${server.port}`,
-    server,
+    url: `http://127.0.0.1:${app.server!.port}`,
+    stop: () => void app.stop(true),
     connect(url, publishToken) {
       gateway = { url, publishToken }
     },

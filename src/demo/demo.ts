@@ -33,7 +33,7 @@ export function startDemo(environment: Record<string, string | undefined>, warn:
     },
     stop() {
       void echo.server.stop(true)
-      void agent.server.stop(true)
+      agent.stop()
     },
   }
 }

@@ -10,12 +10,22 @@
  *   moment the event is accepted. An instance that died stops counting within 30 s.
  * - `delivered` counts the streams open for the targets, across all instances, when the event
  *   was accepted: with one process, the streams it queued the event to.
- * - History, pending questions, answered markers and publisher ids are shared state: a replay,
- *   a claim or an idempotent retry gives the same answer on every instance, and exactly one
- *   claim per question wins, decided atomically by the store.
+ * - History, questions and publisher ids are shared state: a replay, an answer or an
+ *   idempotent retry gives the same answer on every instance, and each transition of a
+ *   question (events/questions.ts) is decided once, atomically by the store.
  */
 import type { EventEnvelope } from './envelope'
-import type { AnswerOutcome, CancelOutcome, Hold, QuestionLookup, QuestionSpec, QuestionView, RecordedAnswer } from './questions'
+import type { DeliveryAttempt } from './hitl'
+import type { AnswerOutcome, CancelOutcome, ExpiryDelivery, Hold, QuestionLookup, QuestionSink, QuestionSpec, QuestionView, RecordedAnswer } from './questions'
+
+/** What a broker is given to reach beyond itself with questions: the audit, and `hitl` for expiries. */
+export interface QuestionHooks {
+  sink: QuestionSink
+  /** One attempt to POST an expiry to `hitl`. */
+  deliver: (delivery: ExpiryDelivery) => Promise<DeliveryAttempt>
+  /** Told of an expiry given up on. */
+  gaveUp: (delivery: ExpiryDelivery) => void
+}
 
 /** Who a published event is for: named clients, or every client with an open stream right now (see above). */
 export type PublishTarget = readonly string[] | 'connected'

@@ -7,15 +7,13 @@
 import type { EventsConfig } from '../config/settings'
 import { GatewayError } from '../http/errors'
 import type { Metrics } from '../ops/metrics'
-import type { Broker, FramedEvent, PublishOutcome, PublishTarget, Replay } from './broker'
+import type { Broker, FramedEvent, PublishOutcome, PublishTarget, QuestionHooks, Replay } from './broker'
 import { type EventEnvelope, createEnvelope } from './envelope'
 import { ExpiryQueue } from './expiry-queue'
-import type { DeliveryAttempt } from './hitl'
 import type { Hub } from './hub'
 import {
   type AnswerOutcome,
   type CancelOutcome,
-  type ExpiryDelivery,
   type Hold,
   QUESTION_EVENTS,
   type QuestionLookup,
@@ -57,15 +55,10 @@ interface ClientState {
 /** How often expired history, gone questions and empty client states are dropped. */
 const SWEEP_INTERVAL_MS = 30_000
 
-export interface MemoryBrokerOptions {
+export interface MemoryBrokerOptions extends QuestionHooks {
   hub: Hub
   config: EventsConfig
   metrics: Metrics
-  sink: QuestionSink
-  /** One attempt to POST an expiry to `hitl`. */
-  deliver: (delivery: ExpiryDelivery) => Promise<DeliveryAttempt>
-  /** Told of an expiry given up on. */
-  gaveUp: (delivery: ExpiryDelivery) => void
   now?: () => number
 }
 

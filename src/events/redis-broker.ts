@@ -1,8 +1,10 @@
 /**
- * The cluster broker (README, "Cluster mode"): history, pending questions, answered markers and
- * publisher ids live in Redis, so every gateway sharing it gives the same answers; each publish
- * is one atomic script that retains the event, counts the streams across the cluster and
- * announces it on one channel, from which every other instance delivers it to its own streams.
+ * The cluster broker (README, "Cluster mode"): history, questions and publisher ids live in
+ * Redis, so every gateway sharing it gives the same answers; each publish is one atomic script
+ * that retains the event, counts the streams across the cluster and announces it on one
+ * channel, from which every other instance delivers it to its own streams. Each transition of
+ * a question (events/questions.ts) is one script too, and deadlines and their deliveries to
+ * `hitl` are taken by whichever gateway's script gets to them first.
  *
  * While Redis is unreachable nothing is half-done: publishing and answering are refused at once
  * (503), and new streams open with a `replay.gap` instead of a replay. When Redis returns, the
@@ -15,9 +17,9 @@ import { type RedisLink, RedisTimeout, RedisUnavailable } from '../cluster/redis
 import { GatewayError } from '../http/errors'
 import type { Logger } from '../ops/log'
 import type { Metrics } from '../ops/metrics'
-import type { Broker, FramedEvent, PublishOutcome, PublishTarget, Replay } from './broker'
+import type { Broker, FramedEvent, PublishOutcome, PublishTarget, QuestionHooks, Replay } from './broker'
 import type { EventEnvelope } from './envelope'
-import { type DeliveryAttempt, retryDelayMs } from './hitl'
+import { retryDelayMs } from './hitl'
 import type { Hub } from './hub'
 import type {
   AnswerOutcome,
@@ -26,7 +28,6 @@ import type {
   Hold,
   QuestionLookup,
   QuestionOutcome,
-  QuestionSink,
   QuestionSpec,
   QuestionView,
   RecordedAnswer,
@@ -36,7 +37,7 @@ import { ANSWER, CANCEL, CLAIM_DELIVERIES, DELIVERED, EXPIRE_DUE, LOOKUP, PENDIN
 import { SharedFrames } from './shared-frames'
 import { frameEvent } from './sse'
 
-export interface RedisBrokerOptions {
+export interface RedisBrokerOptions extends QuestionHooks {
   hub: Hub
   config: EventsConfig
   link: RedisLink
@@ -44,11 +45,6 @@ export interface RedisBrokerOptions {
   prefix: string
   metrics: Metrics
   logger: Logger
-  sink: QuestionSink
-  /** One attempt to POST an expiry to `hitl`. */
-  deliver: (delivery: ExpiryDelivery) => Promise<DeliveryAttempt>
-  /** Told of an expiry given up on. */
-  gaveUp: (delivery: ExpiryDelivery) => void
   /**
    * How long a hold (an answer being forwarded) or a claimed expiry delivery lasts should its
    * gateway die before finishing: the longest a call to `hitl` may take, and a margin.
@@ -189,7 +185,7 @@ export class RedisBroker implements Broker {
   }
 
   async answer(clientId: string, questionId: string, answer: RecordedAnswer): Promise<AnswerOutcome> {
-    const { config, prefix } = this.options
+    const { prefix } = this.options
     const hold = crypto.randomUUID()
     const reply = (await this.run(() =>
       this.options.link.eval(
@@ -203,11 +199,7 @@ export class RedisBroker implements Broker {
           JSON.stringify(answer),
           hold,
           String(this.options.leaseMs()),
-          Bun.randomUUIDv7(),
-          new Date().toISOString(),
-          String(config.history),
-          String(config.historyTtlMs),
-          String(PRESENCE_WINDOW_MS),
+          ...this.announcing(),
         ],
       ),
     )) as [string, ...(string | number)[]]
@@ -222,7 +214,7 @@ export class RedisBroker implements Broker {
   }
 
   async settle(clientId: string, questionId: string, hold: Hold, delivered: boolean): Promise<void> {
-    const { config, prefix } = this.options
+    const { prefix } = this.options
     const reply = (await this.run(() =>
       this.options.link.eval(
         SETTLE,
@@ -234,12 +226,7 @@ export class RedisBroker implements Broker {
           hold,
           delivered ? '1' : '0',
           '',
-          Bun.randomUUIDv7(),
-          new Date().toISOString(),
-          String(config.history),
-          String(config.historyTtlMs),
-          String(PRESENCE_WINDOW_MS),
-          String(config.questionTtlMs),
+          ...this.announcing(),
         ],
       ),
     )) as string[]
@@ -247,7 +234,7 @@ export class RedisBroker implements Broker {
   }
 
   async cancel(clientId: string, questionId: string): Promise<CancelOutcome> {
-    const { config, prefix } = this.options
+    const { prefix } = this.options
     const reply = (await this.run(() =>
       this.options.link.eval(
         CANCEL,
@@ -256,12 +243,7 @@ export class RedisBroker implements Broker {
           prefix,
           clientId,
           questionId,
-          Bun.randomUUIDv7(),
-          new Date().toISOString(),
-          String(config.history),
-          String(config.historyTtlMs),
-          String(PRESENCE_WINDOW_MS),
-          String(config.questionTtlMs),
+          ...this.announcing(),
         ],
       ),
     )) as string[]
@@ -286,17 +268,9 @@ export class RedisBroker implements Broker {
     if (this.expiring || this.closed || !this.options.link.isUp) return
     this.expiring = true
     try {
-      const { config, prefix } = this.options
+      const { prefix } = this.options
       for (;;) {
-        const flat = (await this.options.link.eval(EXPIRE_DUE, [], [
-          prefix,
-          String(EXPIRE_BATCH),
-          new Date().toISOString(),
-          String(config.history),
-          String(config.historyTtlMs),
-          String(PRESENCE_WINDOW_MS),
-          String(config.questionTtlMs),
-        ])) as string[]
+        const flat = (await this.options.link.eval(EXPIRE_DUE, [], [prefix, String(EXPIRE_BATCH), ...this.announcing()])) as string[]
         this.reportClosures(flat)
         // Deliveries start while later batches expire: the first reach hitl without waiting for the last.
         await this.claimDeliveries()
@@ -358,6 +332,16 @@ export class RedisBroker implements Broker {
         openMs: Math.max(0, now - Number(created)),
       })
     }
+  }
+
+  /**
+   * The ARGV tail of every script that announces a question's event (events/redis-scripts.ts):
+   * a fresh event id, the timestamp, SSE_HISTORY, SSE_HISTORY_TTL_MS, the presence window,
+   * QUESTION_TTL_MS.
+   */
+  private announcing(): string[] {
+    const { config } = this.options
+    return [Bun.randomUUIDv7(), new Date().toISOString(), String(config.history), String(config.historyTtlMs), String(PRESENCE_WINDOW_MS), String(config.questionTtlMs)]
   }
 
   private indexKey(clientId: string): string {

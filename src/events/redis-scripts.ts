@@ -263,7 +263,8 @@ return { 'pending', redis.call('HGET', key, 'schema') }
 /**
  * An answer (events/questions.ts, the state machine). ARGV: 1 prefix, 2 client, 3 question id,
  * 4 subject ('' without), 5 the answer JSON, 6 hold token, 7 hold lease ms, 8 progress event
- * id, 9 timestamp, 10 SSE_HISTORY, 11 SSE_HISTORY_TTL_MS, 12 presence window ms.
+ * id, 9 timestamp, 10 SSE_HISTORY, 11 SSE_HISTORY_TTL_MS, 12 presence window ms (13
+ * QUESTION_TTL_MS, unused).
  * Returns { 'unknown' | 'answered' | 'closed' }, { 'recorded', n, required } (and
  * `question.progress` published), or { 'forward', responses JSON, approvals 0/1 } (held).
  */
@@ -334,15 +335,16 @@ return closure
 `)
 
 /**
- * The deadlines due now, expired: at most ARGV 2 of them. ARGV: 1 prefix, 2 limit, 3 timestamp,
- * 4 SSE_HISTORY, 5 SSE_HISTORY_TTL_MS, 6 presence window ms, 7 QUESTION_TTL_MS.
+ * The deadlines due now, expired: at most ARGV 2 of them. ARGV: 1 prefix, 2 limit, 3 (unused:
+ * each expiry's event id is its question's), 4 timestamp, 5 SSE_HISTORY, 6 SSE_HISTORY_TTL_MS,
+ * 7 presence window ms, 8 QUESTION_TTL_MS.
  * A held question waits for its hold (until its lease, should its holder die).
  * Returns the closures, one after another (5 values each).
  */
 export const EXPIRE_DUE = new RedisScript(`${NOW}${PUBLISHING}${QUESTIONS}${CLOSING}
 local P = ARGV[1]
-local S = settings(P, ARGV[4], ARGV[5], ARGV[6])
-local ttl = tonumber(ARGV[7])
+local S = settings(P, ARGV[5], ARGV[6], ARGV[7])
+local ttl = tonumber(ARGV[8])
 local out = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'deadlines', '-inf', ms(now), 'LIMIT', 0, tonumber(ARGV[2]))) do
   local key = P .. 'q:' .. id
@@ -353,7 +355,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'deadlines', '-inf', ms(now
   else
     -- A hold whose holder died lapses with its lease.
     redis.call('HDEL', key, 'hold', 'hold_until', 'hold_answer')
-    for _, value in ipairs(expire(S, P, id, key, ARGV[3], ttl)) do out[#out + 1] = value end
+    for _, value in ipairs(expire(S, P, id, key, ARGV[4], ttl)) do out[#out + 1] = value end
   end
 end
 return out
