@@ -1,22 +1,30 @@
 /**
  * Questions for agents over HTTP (README, "Questions"): answer schemas, deadlines, approvals,
- * cancellation, listing and the audit, against a gateway and a recording hitl service that
- * fails on demand. The state machine itself is tested per broker in question-states.test.ts.
+ * cancellation, listing and the audit, against the compiled binary and a recording hitl
+ * service that fails on demand. The state machine itself is tested per broker in
+ * question-states.test.ts.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
-import { type RunningGateway, startGateway } from '../helpers/gateway'
+import { buildBinary, startGatewayProcess } from '../helpers/gateway-process'
 import { type RecordingHitl, startRecordingHitl } from '../helpers/hitl'
 import { openStream, publish } from '../helpers/sse-client'
 import { TEST_SECRET, hs256Token } from '../helpers/tokens'
 import { waitFor } from '../helpers/wait'
 
+/** `bin/api-gateway` on a free port, stopped with SIGTERM. */
+async function startGateway(env: Record<string, string>) {
+  const gateway = await startGatewayProcess(env, { binary: true })
+  return { url: gateway.url, logs: gateway.logs, stop: () => gateway.kill('SIGTERM') }
+}
+
 let hitl: RecordingHitl
-let gw: RunningGateway
+let gw: Awaited<ReturnType<typeof startGateway>>
 
 beforeAll(async () => {
+  buildBinary()
   hitl = startRecordingHitl()
   gw = await startGateway({ HITL_URL: hitl.url, RATE_LIMIT: '0' })
-})
+}, 60_000)
 afterAll(async () => {
   await gw.stop()
   hitl.stop()
