@@ -18,22 +18,52 @@ export interface AnswerProblem {
 }
 
 // strict: false: unknown keywords (`title`, `x-ui`) are annotations, as the draft says, not errors.
-const ajv = new Ajv2020({ allErrors: true, strict: false })
-const compiled = new Map<string, ValidateFunction>()
+const newAjv = () => new Ajv2020({ allErrors: true, strict: false })
+
+interface Compiled {
+  validate: ValidateFunction
+  /** The Ajv instance that compiled it (see `compileAlone`). */
+  by: Ajv2020
+}
+
+/** Schema text → its validator, most recently used last. */
+const compiled = new Map<string, Compiled>()
+let current = newAjv()
+let compiledByCurrent = 0
+
+/**
+ * Compiles `schema`, leaving as little of it in Ajv as Ajv allows. Ajv keeps every schema it
+ * compiled, each `$id` inside one, and the values of its generated code, for the life of the
+ * instance: that would grow with every distinct schema ever published (2.7 KB each), and a
+ * second schema reusing an `$id` would be refused. So the schema and its ids are removed after
+ * compiling, and every CACHED_SCHEMAS compiles a new instance takes over; a cached validator
+ * of an older one is compiled again when next used, so no old instance outlives the cache.
+ */
+function compileAlone(schema: object): Compiled {
+  if (compiledByCurrent >= CACHED_SCHEMAS) {
+    current = newAjv()
+    compiledByCurrent = 0
+  }
+  compiledByCurrent++
+  const ajv = current
+  const before = new Set(Object.keys(ajv.refs))
+  try {
+    return { validate: ajv.compile(schema), by: ajv }
+  } finally {
+    ajv.removeSchema(schema)
+    for (const ref of Object.keys(ajv.refs)) if (!before.has(ref)) delete ajv.refs[ref]
+  }
+}
 
 function validatorOf(schema: object): ValidateFunction {
   const text = JSON.stringify(schema)
-  let validate = compiled.get(text)
-  if (validate !== undefined) {
-    // Most recently used last: the first key is the one to forget.
-    compiled.delete(text)
-    compiled.set(text, validate)
-    return validate
-  }
-  validate = ajv.compile(schema)
-  compiled.set(text, validate)
+  let entry = compiled.get(text)
+  // Most recently used last: the first key is the one to forget.
+  compiled.delete(text)
+  if (entry === undefined || entry.by !== current) entry = compileAlone(schema)
+  compiled.set(text, entry)
   if (compiled.size > CACHED_SCHEMAS) compiled.delete(compiled.keys().next().value!)
-  return validate
+  return entry.validate
 }
 
 /**
