@@ -84,7 +84,7 @@ export function createGateway({ config, logger, workerId, consolePage, policies 
   // Streams close at once on shutdown, so their clients reconnect to another instance and replay.
   lifecycle.onShutdown(() => hub.closeAll('shutdown'))
 
-  let table: PolicyTable = tableOf(policies, upstreams, limiters)
+  let table: PolicyTable = tableOf(policies, upstreams, limiters, config.events.hitlResponsePath)
   const hitl = () => table.services.get('hitl')!.upstream
   const broker = createBroker({ config, hub, metrics, logger, cluster, hitl })
   const cors = new CorsPolicy(config.corsOrigins)
@@ -130,7 +130,7 @@ export function createGateway({ config, logger, workerId, consolePage, policies 
     },
     applyPolicies(next) {
       const changes = changesBetween(table.policies, next)
-      table = tableOf(next, upstreams, limiters)
+      table = tableOf(next, upstreams, limiters, config.events.hitlResponsePath)
       return changes
     },
     handle: (request, via = server) => pipeline.handle(request, via),
@@ -163,9 +163,9 @@ export function createGateway({ config, logger, workerId, consolePage, policies 
 }
 
 /** The table of `policies`, over the upstreams' instances and the limiters' buckets that outlive it. */
-function tableOf(policies: PolicySet, upstreams: Upstreams, limiters: Limiters): PolicyTable {
+function tableOf(policies: PolicySet, upstreams: Upstreams, limiters: Limiters, hitlResponsePath: string): PolicyTable {
   const byName = upstreams.apply(policies)
-  const table = buildPolicyTable(policies, { upstreamFor: (service) => byName.get(service.name)!, limiterFor: (limit) => limiters.limiterFor(limit) })
+  const table = buildPolicyTable(policies, { upstreamFor: (service) => byName.get(service.name)!, limiterFor: (limit) => limiters.limiterFor(limit), hitlResponsePath })
   limiters.retainOnly(bucketsOf(policies))
   return table
 }

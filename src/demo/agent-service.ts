@@ -7,6 +7,7 @@
  * as a backend behind the gateway would be: its TypeBox schema checks what a run is started with.
  */
 import { Elysia, t } from 'elysia'
+import { AnswerPaths } from '../request/answer-paths'
 
 /** The question every run asks. */
 export const DEPLOY_QUESTION_SCHEMA = {
@@ -46,14 +47,14 @@ interface QuestionOutcome {
 export interface AgentService {
   url: string
   stop(): void
-  /** Where the run's events are published, once the gateway listens. */
-  connect(gatewayUrl: string, publishToken: string): void
+  /** Where the run's events are published once the gateway listens, and where outcomes come (`HITL_RESPONSE_PATH`). */
+  connect(gatewayUrl: string, publishToken: string, responsePath: string): void
 }
 
 /** @example const agent = startAgentService(); ...; agent.connect('http://127.0.0.1:8080', '') */
 export function startAgentService(log: (message: string, fields: object) => void): AgentService {
   const runs = new Map<string, Run>()
-  let gateway: { url: string; publishToken: string } | undefined
+  let gateway: { url: string; publishToken: string; outcomes: AnswerPaths } | undefined
 
   const publish = async (clientId: string, eventType: string, data: object) => {
     if (gateway === undefined) return
@@ -124,15 +125,21 @@ export function startAgentService(log: (message: string, fields: object) => void
       },
       { body: t.Object({ client_id: t.String({ pattern: '^[A-Za-z0-9._:-]{1,128}$' }) }) },
     )
-    // Whatever HITL_RESPONSE_PATH names: the gateway is the only one that sends here.
-    .post('/*', ({ body }) => outcome((body ?? null) as QuestionOutcome | null))
+    // HITL_RESPONSE_PATH, which the gateway keeps from the proxy: only the gateway sends outcomes.
+    .post('/*', ({ body, path, set }) => {
+      if (gateway === undefined || !gateway.outcomes.covers(path)) {
+        set.status = 404
+        return { error: 'not_found', message: 'the demo agent answers POST /runs {"client_id"}' }
+      }
+      return outcome((body ?? null) as QuestionOutcome | null)
+    })
     .listen({ hostname: '127.0.0.1', port: 0 })
 
   return {
     url: `http://127.0.0.1:${app.server!.port}`,
     stop: () => void app.stop(true),
-    connect(url, publishToken) {
-      gateway = { url, publishToken }
+    connect(url, publishToken, responsePath) {
+      gateway = { url, publishToken, outcomes: new AnswerPaths(responsePath) }
     },
   }
 }

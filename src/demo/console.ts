@@ -28,6 +28,8 @@ const HEADERS = {
  */
 export function consoleHandler(settings: ConsoleSettings): () => Response {
   // Bun's text import: the file's contents, bundled into the binary.
-  const page = (examplePage as unknown as string).replace(PLACEHOLDER, `window.GATEWAY_DEMO = ${JSON.stringify(settings).replaceAll('<', '\\u003c')}`)
+  const script = `window.GATEWAY_DEMO = ${JSON.stringify(settings).replaceAll('<', '\\u003c')}`
+  // A function, so `$&` or `$'` in the settings is never read as a replacement pattern.
+  const page = (examplePage as unknown as string).replace(PLACEHOLDER, () => script)
   return () => new Response(page, { headers: HEADERS })
 }

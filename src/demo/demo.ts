@@ -28,7 +28,7 @@ export function startDemo(environment: Record<string, string | undefined>, warn:
     listening(config, port) {
       const scheme = config.tls === null ? 'http' : 'https'
       const url = `${scheme}://${reachableHost(config.host)}:${port}`
-      agent.connect(url, config.events.publishToken)
+      agent.connect(url, config.events.publishToken, config.events.hitlResponsePath)
       return `api-gateway demo: open ${url}/ (services echo ${echo.url} and agent ${agent.url}, on this host only)`
     },
     stop() {

@@ -4,6 +4,7 @@
  * cache, so a question asked of ten thousand people compiles once.
  */
 import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020'
+import { RE2JS } from 're2js'
 import { GatewayError } from '../http/errors'
 
 /** A schema larger than this is refused at publish. */
@@ -17,8 +18,22 @@ export interface AnswerProblem {
   message: string
 }
 
+/**
+ * `pattern` runs on RE2 (re2js), in time linear in the answer: a publisher's `^(a+)+$` against
+ * an answer of 30 `a`s and a `!` took JavaScript's backtracking engine half a second, doubling
+ * with each `a`, with the gateway's one thread stuck. RE2 has no backreferences or lookaround;
+ * a schema using them is refused at publish.
+ */
+const linearRegExp = Object.assign(
+  (pattern: string) => {
+    const compiled = RE2JS.compile(pattern)
+    return { test: (text: string) => compiled.test(text), toString: () => `re2:${pattern}` }
+  },
+  { code: 're2' },
+)
+
 // strict: false: unknown keywords (`title`, `x-ui`) are annotations, as the draft says, not errors.
-const newAjv = () => new Ajv2020({ allErrors: true, strict: false })
+const newAjv = () => new Ajv2020({ allErrors: true, strict: false, code: { regExp: linearRegExp } })
 
 interface Compiled {
   validate: ValidateFunction
@@ -73,11 +88,14 @@ function validatorOf(schema: object): ValidateFunction {
 export function checkSchema(schema: unknown): object {
   if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) throw new GatewayError('bad_request', 'data.response_schema must be a JSON Schema object')
   if (Buffer.byteLength(JSON.stringify(schema)) > MAX_SCHEMA_BYTES) throw new GatewayError('bad_request', `data.response_schema is larger than ${MAX_SCHEMA_BYTES} bytes`)
+  let validate: ValidateFunction
   try {
-    validatorOf(schema)
+    validate = validatorOf(schema)
   } catch (error) {
     throw new GatewayError('bad_request', `data.response_schema is not a valid JSON Schema (draft 2020-12): ${(error as Error).message}`)
   }
+  // An asynchronous schema answers with a promise, which would read as "valid" (and reject unhandled).
+  if ((validate as { $async?: boolean }).$async === true) throw new GatewayError('bad_request', 'data.response_schema may not be asynchronous ($async)')
   return schema
 }
 
@@ -87,7 +105,15 @@ export function checkSchema(schema: unknown): object {
  */
 export function problemsOf(schema: object, response: unknown): AnswerProblem[] {
   const validate = validatorOf(schema)
-  if (validate(response)) return []
+  let valid: boolean
+  try {
+    valid = validate(response) as boolean
+  } catch (error) {
+    // A self-referencing schema walks the answer as deep as it goes: past the stack, the answer is refused, not the gateway.
+    if (error instanceof RangeError) return [{ path: '', message: 'is nested too deeply to be checked' }]
+    throw error
+  }
+  if (valid) return []
   return (validate.errors ?? []).map((error) => ({
     path: error.instancePath,
     message: error.keyword === 'additionalProperties' ? `${error.message}: ${(error.params as { additionalProperty: string }).additionalProperty}` : (error.message ?? 'not allowed'),

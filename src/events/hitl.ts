@@ -59,7 +59,8 @@ export async function deliverExpiry(hitl: Upstream, responsePath: string, delive
       body: JSON.stringify(delivery.body),
       declaredLength: null,
     })
-    await response.arrayBuffer()
+    // The status decides; the body is not read, so one that stalls cannot hold a delivery slot.
+    void response.body?.cancel().catch(() => {})
     if (response.status >= 500) return 'retry'
     return response.status < 300 ? 'delivered' : 'refused'
   } catch {

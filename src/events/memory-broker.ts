@@ -40,7 +40,8 @@ interface Question {
   createdAt: number
   /** Until when it is pending (without a deadline) or remembered once closed. */
   leaveAt: number
-  state: 'pending' | 'answered' | 'expired' | 'cancelled'
+  /** `superseded`: asked again under its id while pending; nothing of it happens any more. */
+  state: 'pending' | 'answered' | 'expired' | 'cancelled' | 'superseded'
   recorded: RecordedAnswer[]
   /** The answer being forwarded to `hitl` right now, and its token. */
   hold: { token: Hold; answer: RecordedAnswer } | null
@@ -54,6 +55,8 @@ interface ClientState {
 
 /** How often expired history, gone questions and empty client states are dropped. */
 const SWEEP_INTERVAL_MS = 30_000
+/** The longest delay `setTimeout` takes. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 export interface MemoryBrokerOptions extends QuestionHooks {
   hub: Hub
@@ -99,10 +102,9 @@ export class MemoryBroker implements Broker {
 
   async ask(target: PublishTarget, question: Omit<QuestionSpec, 'clientIds'>, envelope: EventEnvelope, publisherId = false): Promise<PublishOutcome> {
     const clientIds = target === 'connected' ? this.hub.connectedClientIds() : target
-    if (question.required !== null) {
-      const taken = clientIds.find((clientId) => this.openQuestion(clientId, question.questionId) !== undefined)
-      if (taken !== undefined) throw new GatewayError('bad_request', `question ${JSON.stringify(question.questionId)} is already pending for ${JSON.stringify(taken)}`)
-    }
+    // A retry of a publish that took effect is a no-op, as for any event: checked before what it would replace.
+    const fresh = publisherId ? clientIds.filter((clientId) => !this.retains(clientId, envelope.id)) : clientIds
+    for (const clientId of fresh) refuseReplacing(this.questionOf(clientId, question.questionId), question, clientId)
     const outcome = this.publishNow(clientIds, envelope, publisherId, question)
     this.metrics.sseEventsDelivered.inc(outcome.delivered)
     return outcome
@@ -225,10 +227,8 @@ export class MemoryBroker implements Broker {
     return state.questions?.get(questionId)
   }
 
-  /** A pending question `questionId` of `clientId` that no answer of this client has left. */
-  private openQuestion(clientId: string, questionId: string): Question | undefined {
-    const question = this.questionOf(clientId, questionId)
-    return question !== undefined && standingOf(question, clientId, null) === 'pending' ? question : undefined
+  private retains(clientId: string, eventId: string): boolean {
+    return this.stateOf(clientId, false)?.history.some((retained) => retained.id === eventId) ?? false
   }
 
   /** The questions pending for `clientId`, oldest first. */
@@ -261,7 +261,10 @@ export class MemoryBroker implements Broker {
     const question: Question = { spec, envelope, framed, createdAt: now, leaveAt: now + this.config.questionTtlMs, state: 'pending', recorded: [], hold: null }
     for (const clientId of spec.clientIds) {
       const questions = (this.stateOf(clientId, true).questions ??= new Map())
-      // Asked again: the new question replaces the old one (kept in insertion order, so last).
+      // Asked again (`refuseReplacing` allowed it): the old one is superseded, and its deadline
+      // does nothing; the new one is kept in insertion order, so last.
+      const old = questions.get(spec.questionId)
+      if (old !== undefined && old.state === 'pending') old.state = 'superseded'
       questions.delete(spec.questionId)
       questions.set(spec.questionId, question)
     }
@@ -283,7 +286,8 @@ export class MemoryBroker implements Broker {
     clearTimeout(this.deadlineTimer)
     const soonest = this.deadlines[0]
     if (soonest === undefined) return
-    this.deadlineTimer = setTimeout(() => this.expireDue(), Math.max(0, soonest.spec.deadline! - this.now()))
+    // setTimeout takes at most 2^31-1 ms (24.8 days); beyond, it would fire at once, again and again.
+    this.deadlineTimer = setTimeout(() => this.expireDue(), Math.min(MAX_TIMER_MS, Math.max(0, soonest.spec.deadline! - this.now())))
     this.deadlineTimer.unref()
   }
 
@@ -343,6 +347,19 @@ export class MemoryBroker implements Broker {
     // A question without a deadline leaves silently after QUESTION_TTL_MS; a closed one is forgotten then.
     for (const [questionId, question] of questions) if (question.leaveAt <= now && question.hold === null) questions.delete(questionId)
   }
+}
+
+/**
+ * A question about to be asked of `clientId` under the id of `existing`: an open approval, or a
+ * question being answered right now, is not replaced (400); an open question of this client
+ * alone is (the new one supersedes it).
+ * @throws GatewayError `bad_request`.
+ */
+function refuseReplacing(existing: Question | undefined, asked: Omit<QuestionSpec, 'clientIds'>, clientId: string): void {
+  if (existing === undefined || existing.state !== 'pending') return
+  const quoted = `question ${JSON.stringify(asked.questionId)}`
+  if (existing.hold !== null) throw new GatewayError('bad_request', `${quoted} is being answered for ${JSON.stringify(clientId)} right now`)
+  if (existing.spec.required !== null || asked.required !== null) throw new GatewayError('bad_request', `${quoted} is already pending for ${JSON.stringify(clientId)}`)
 }
 
 /** Where `question` stands for `clientId` (and, with authentication, the token subject `subject`). */

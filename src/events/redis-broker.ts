@@ -87,11 +87,11 @@ export class RedisBroker implements Broker {
     this.expiryTimer.unref()
   }
 
-  publish(target: PublishTarget, envelope: EventEnvelope, publisherId = false): Promise<PublishOutcome> {
-    return this.publishWith(target, envelope, publisherId, '')
+  async publish(target: PublishTarget, envelope: EventEnvelope, publisherId = false): Promise<PublishOutcome> {
+    return (await this.publishWith(target, envelope, publisherId, '')).outcome
   }
 
-  ask(target: PublishTarget, question: Omit<QuestionSpec, 'clientIds'>, envelope: EventEnvelope, publisherId = false): Promise<PublishOutcome> {
+  async ask(target: PublishTarget, question: Omit<QuestionSpec, 'clientIds'>, envelope: EventEnvelope, publisherId = false): Promise<PublishOutcome> {
     const stored = JSON.stringify({
       qid: question.questionId,
       // The key of the question's state: unique, unlike a publisher's event id, which may come again.
@@ -101,10 +101,14 @@ export class RedisBroker implements Broker {
       schema: question.schema === null ? '' : JSON.stringify(question.schema),
       default: question.hasDefault ? JSON.stringify(question.defaultResponse ?? null) : '',
     })
-    return this.publishWith(target, envelope, publisherId, stored)
+    const { outcome, fresh } = await this.publishWith(target, envelope, publisherId, stored)
+    // Counted as the embedded broker counts: an approval is one question, else one per client.
+    const asked = question.required === null ? fresh.length : Math.min(1, fresh.length)
+    for (let i = 0; i < asked; i++) this.options.sink.published()
+    return outcome
   }
 
-  private async publishWith(target: PublishTarget, envelope: EventEnvelope, publisherId: boolean, question: string): Promise<PublishOutcome> {
+  private async publishWith(target: PublishTarget, envelope: EventEnvelope, publisherId: boolean, question: string): Promise<{ outcome: PublishOutcome; fresh: string[] }> {
     const { config, prefix, presence } = this.options
     const reply = (await this.run(() =>
       this.options.link.eval(
@@ -125,13 +129,15 @@ export class RedisBroker implements Broker {
           ...(target === 'connected' ? [] : target),
         ],
       ),
-    )) as [number, number, string[]] | ['taken', string]
-    if (reply[0] === 'taken') throw new GatewayError('bad_request', `question ${JSON.stringify(JSON.parse(question).qid)} is already pending for ${JSON.stringify(reply[1])}`)
+    )) as [number, number, string[]] | ['taken', string, 'held' | 'pending']
+    if (reply[0] === 'taken') {
+      const quoted = `question ${JSON.stringify(JSON.parse(question).qid)}`
+      throw new GatewayError('bad_request', reply[2] === 'held' ? `${quoted} is being answered for ${JSON.stringify(reply[1])} right now` : `${quoted} is already pending for ${JSON.stringify(reply[1])}`)
+    }
     const [delivered, targets, fresh] = reply as [number, number, string[]]
-    if (question !== '' && fresh.length > 0) this.options.sink.published()
     // This instance's own streams get it now; the other instances hear it on the channel.
     this.deliverHere(fresh, envelope)
-    return { delivered, duplicate: targets > 0 && fresh.length === 0 }
+    return { outcome: { delivered, duplicate: targets > 0 && fresh.length === 0 }, fresh }
   }
 
   async retainedAfter(clientId: string, lastEventId: string): Promise<Replay> {

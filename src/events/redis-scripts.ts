@@ -136,8 +136,9 @@ end
  * not a question: `{qid, id, required, deadline, schema, default}`, `default` and `schema` as
  * JSON text or ''), 9 QUESTION_TTL_MS, 10 presence window ms, 11 'connected' or 'list', 12…
  * target client ids.
- * Returns { delivered, target count, fresh targets }, or { 'taken', client } when an approval's
- * question id is pending for one of its approvers already (nothing is published then).
+ * Returns { delivered, target count, fresh targets }, or { 'taken', client, 'held' | 'pending' }
+ * when the question's id is open for one of its targets and may not be replaced: being answered,
+ * or either question an approval (nothing is published then).
  */
 export const PUBLISH = new RedisScript(`${NOW}${PUBLISHING}${QUESTIONS}
 local P = ARGV[1]
@@ -156,13 +157,8 @@ else
 end
 local question = nil
 if ARGV[8] ~= '' then question = cjson.decode(ARGV[8]) end
-if question and question.required ~= '' then
-  for _, client in ipairs(targets) do
-    local _, key = question_of(P, client, question.qid)
-    if key and standing(key, client, '') == 'pending' then return { 'taken', client } end
-  end
-end
-local fresh, delivered = {}, 0
+-- A retry of a publish that took effect is a no-op: found before anything else is decided.
+local fresh = {}
 for _, client in ipairs(targets) do
   local duplicate = false
   if ARGV[5] == '1' then
@@ -170,11 +166,27 @@ for _, client in ipairs(targets) do
       if entry[2][2] == ARGV[4] then duplicate = true; break end
     end
   end
-  if not duplicate then
-    fresh[#fresh + 1] = client
-    delivered = delivered + retain(S, client, ARGV[4], ARGV[3])
+  if not duplicate then fresh[#fresh + 1] = client end
+end
+-- Asked again under an open question's id: an approval, or one being answered, is not replaced;
+-- a client's own open question is superseded (its deadline does nothing any more).
+local superseded = {}
+if question then
+  for _, client in ipairs(fresh) do
+    local old_id, key = question_of(P, client, question.qid)
+    if key and redis.call('HGET', key, 'state') == 'pending' then
+      if held(key) then return { 'taken', client, 'held' } end
+      if question.required ~= '' or redis.call('HGET', key, 'required') ~= '' then return { 'taken', client, 'pending' } end
+      superseded[#superseded + 1] = old_id
+    end
   end
 end
+for _, old_id in ipairs(superseded) do
+  redis.call('HSET', P .. 'q:' .. old_id, 'state', 'superseded')
+  redis.call('ZREM', P .. 'deadlines', old_id)
+end
+local delivered = 0
+for _, client in ipairs(fresh) do delivered = delivered + retain(S, client, ARGV[4], ARGV[3]) end
 if question and #fresh > 0 then
   local ttl = tonumber(ARGV[9])
   -- One question shared by the approvers; one per client otherwise.
@@ -188,8 +200,13 @@ if question and #fresh > 0 then
     redis.call('PEXPIRE', key, ttl)
     for _, client in ipairs(group) do
       local index = P .. 'qidx:' .. client
-      redis.call('HSET', index, question.qid, id)
+      local entries = redis.call('HSET', index, question.qid, id)
       if redis.call('PTTL', index) < ttl then redis.call('PEXPIRE', index, ttl) end
+      -- Entries of questions gone are dropped every 64 new ones: a client asked often, who never
+      -- connects, keeps an index of its live questions, not of every question ever asked.
+      if entries == 1 and redis.call('HLEN', index) % 64 == 0 then
+        for _, name in ipairs(redis.call('HKEYS', index)) do question_of(P, client, name) end
+      end
     end
     if question.deadline ~= '' then redis.call('ZADD', P .. 'deadlines', question.deadline, id) end
   end

@@ -25,6 +25,9 @@ export interface QuestionLimits {
   questionTtlMs: number
 }
 
+/** ISO-8601 date and time with a zone (RFC 3339): `Date.parse` alone also takes `2030` or `Dec 4`. */
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})$/
+
 /** A deadline comes at least this long after the publish (README, "Questions", deadlines). */
 const MIN_DEADLINE_MS = 1_000
 
@@ -106,7 +109,7 @@ function deadlineOf(question: Record<string, unknown>, { now, questionTtlMs }: Q
     return now + (expiresInMs as number)
   }
   if (expiresAt === undefined) return null
-  const at = typeof expiresAt === 'string' ? Date.parse(expiresAt) : Number.NaN
+  const at = typeof expiresAt === 'string' && ISO_DATE_TIME.test(expiresAt) ? Date.parse(expiresAt) : Number.NaN
   if (Number.isNaN(at)) throw invalid('data.expires_at must be an ISO-8601 date-time')
   if (at - now < MIN_DEADLINE_MS || at - now > questionTtlMs) {
     throw invalid(`data.expires_at must be at least ${MIN_DEADLINE_MS / 1000} s and at most QUESTION_TTL_MS (${questionTtlMs} ms) ahead`)

@@ -133,15 +133,15 @@ async function answer(deps: EventsDependencies, ctx: RequestContext, clientId: s
   const requestId = ctx.requestId
   const idempotencyKey = outcomeKey(questionId, [clientId], outcome.approvals ? 1 : null)
   let reply: Response
-  let replyBody: ArrayBuffer
   try {
     reply = await forwardAnswer(deps.hitl(), { responsePath: config.hitlResponsePath, questionId, body: forwarded, idempotencyKey, requestId, subject: subject ?? undefined })
-    replyBody = await reply.arrayBuffer()
   } catch (error) {
     await broker.settle(clientId, questionId, outcome.hold, false).catch(() => {})
     logger.warn({ client_id: clientId, question_id: questionId, request_id: requestId, err: (error as Error).message }, 'Answer not delivered')
     throw error
   }
+  // Decided by the status, before the body: a body that stalls or breaks after a 2xx must not
+  // leave the question held, nor let it expire once hitl has taken the answer.
   const accepted = reply.status >= 200 && reply.status < 300
   try {
     await broker.settle(clientId, questionId, outcome.hold, accepted)
@@ -155,7 +155,7 @@ async function answer(deps: EventsDependencies, ctx: RequestContext, clientId: s
   const headers = new Headers()
   const contentType = reply.headers.get('content-type')
   if (contentType !== null) headers.set('content-type', contentType)
-  return new Response(replyBody, { status: reply.status, headers })
+  return new Response(reply.body, { status: reply.status, headers })
 }
 
 function withoutGatewayFields(body: Record<string, unknown>): Record<string, unknown> {

@@ -28,7 +28,6 @@ import { type WebSocketBridge, isWebSocketUpgrade } from '../proxy/websocket'
 import type { RequestContext } from '../request/context'
 import type { PolicyTable } from '../request/policy-table'
 import type { OwnRouteName } from '../request/route-table'
-import { AnswerPaths } from '../proxy/answer-path'
 import type { AccessLog } from './access-log'
 import { authenticate } from './authenticate'
 import { identify } from './identify'
@@ -64,12 +63,10 @@ export class Pipeline {
   private readonly identifyParts: Parameters<typeof identify>[2]
   /** How clients reach the gateway, for `X-Forwarded-Proto`. */
   private readonly scheme: 'http' | 'https'
-  private readonly answerPaths: AnswerPaths
 
   constructor(private readonly parts: PipelineParts) {
     this.identifyParts = { trustProxy: parts.config.trustProxy, publisherAuth: parts.publisherAuth, table: parts.table, demo: parts.handlers.console !== undefined }
     this.scheme = parts.config.tls === null ? 'http' : 'https'
-    this.answerPaths = new AnswerPaths(parts.config.events.hitlResponsePath)
   }
 
   /**
@@ -116,7 +113,7 @@ export class Pipeline {
 
   /** Route → handle. Not `async`: a proxied request gets no promise beyond the upstream's own (a refusal throws to `handle`). */
   private handleRoute(ctx: RequestContext): Promise<Response | undefined> {
-    route(ctx, this.answerPaths)
+    route(ctx)
     const name = ctx.route.name
     if (name === 'proxy') return isWebSocketUpgrade(ctx) ? this.parts.websockets.upgrade(ctx, this.scheme) : proxyRequest(ctx, this.scheme)
     // The route step refused `not_found`: only the gateway's own routes are left.

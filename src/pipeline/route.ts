@@ -7,7 +7,6 @@
  */
 import { GatewayError } from '../http/errors'
 import { declaredLength } from '../http/framing'
-import type { AnswerPaths } from '../proxy/answer-path'
 import { resolveProxyRoute } from '../proxy/route'
 import type { RequestContext } from '../request/context'
 
@@ -18,7 +17,7 @@ import type { RequestContext } from '../request/context'
 const NOT_IN_HOST = /[\s/\\?#@]/
 
 /** @throws GatewayError `bad_request`, `not_found`, `method_not_allowed`, `unknown_service`, `forbidden` or `payload_too_large`. */
-export function route(ctx: RequestContext, answerPaths: AnswerPaths): void {
+export function route(ctx: RequestContext): void {
   ctx.declaredLength = declaredLength(ctx.headers)
   // The path matched would not be the path forwarded: `fetch` cuts a target at its `#`.
   if (ctx.hasFragment) throw new GatewayError('bad_request', 'a request target cannot hold a fragment (#)')
@@ -29,5 +28,5 @@ export function route(ctx: RequestContext, answerPaths: AnswerPaths): void {
   if (route.methods !== null && !route.methods.has(ctx.method)) {
     throw new GatewayError('method_not_allowed', `${ctx.method} is not allowed on ${ctx.path}; allowed: ${route.allow}`, { allow: route.allow })
   }
-  if (route.kind === 'proxy') resolveProxyRoute(ctx, answerPaths)
+  if (route.kind === 'proxy') resolveProxyRoute(ctx)
 }

@@ -10,7 +10,6 @@ import { ROUTE_METHODS } from '../config/policies'
 import { AMBIGUOUS_PATH } from '../config/route-paths'
 import { GatewayError } from '../http/errors'
 import type { RequestContext } from '../request/context'
-import type { AnswerPaths } from './answer-path'
 
 /** The methods the proxy forwards; metrics count any other as `OTHER`. */
 export const PROXIED_METHODS: ReadonlySet<string> = new Set(ROUTE_METHODS)
@@ -20,20 +19,21 @@ const MALFORMED_PERCENT = /%(?![0-9A-Fa-f]{2})/
 
 /**
  * Checks the service and policy that `resolvePolicy` found for the request.
- * @param answerPaths the paths of `hitl` that receive answers: only the gateway sends there.
  * @throws GatewayError `bad_request` (malformed percent-encoding, a method not proxied, an
  *   ambiguous path), `unknown_service`, `forbidden` (an answer path of `hitl`),
  *   `method_not_allowed` (with `Allow`), or `payload_too_large` when `Content-Length` already
  *   passes the limit.
  */
-export function resolveProxyRoute(ctx: RequestContext, answerPaths: AnswerPaths): void {
+export function resolveProxyRoute(ctx: RequestContext): void {
   if (ctx.url.includes('%', ctx.pathStart) && MALFORMED_PERCENT.test(ctx.url.slice(ctx.pathStart))) {
     throw new GatewayError('bad_request', 'malformed percent-encoding in the request target')
   }
   if (ctx.upstream === undefined) {
     throw new GatewayError('unknown_service', `no service named ${JSON.stringify(decodeSafely(ctx.serviceName))} is registered`)
   }
-  if (ctx.serviceName === 'hitl' && answerPaths.covers(ctx.url.slice(ctx.restStart, ctx.pathEnd))) {
+  // The paths of hitl that receive answers: only the gateway sends there, through the answer route.
+  const answerPaths = ctx.table!.services.get(ctx.serviceName)!.answerPaths
+  if (answerPaths.length > 0 && answerPaths.some((paths) => paths.covers(ctx.url.slice(ctx.restStart, ctx.pathEnd)))) {
     throw new GatewayError('forbidden', 'answers reach the hitl service only through POST /api/v1/events/<client_id>/response')
   }
   if (ctx.ambiguousPath) throw new GatewayError('bad_request', `${AMBIGUOUS_PATH}; it is not forwarded`)

@@ -8,6 +8,7 @@ import type { PolicySet, RateLimitPolicy, RoutePolicy, ServicePolicy } from '../
 import { pathSegments, underRoute } from '../config/route-paths'
 import type { RateLimiter } from '../ratelimit/token-bucket'
 import type { Upstream } from '../upstream/upstream'
+import { type AnswerPaths, answerPathsOf } from './answer-paths'
 import type { RequestContext } from './context'
 
 /** A policy as the steps apply it: what it says, and the buckets of its rate limit. */
@@ -25,6 +26,8 @@ export interface ServiceTable {
   readonly routes: readonly { readonly segments: readonly string[]; readonly active: ActivePolicy }[]
   /** A path matching no route. */
   readonly base: ActivePolicy
+  /** The answer paths of `hitl` that a request to this service could reach: refused (README, "Answer"). */
+  readonly answerPaths: readonly AnswerPaths[]
 }
 
 export interface PolicyTable {
@@ -40,6 +43,8 @@ export interface PolicyRuntime {
   upstreamFor(service: ServicePolicy): Upstream
   /** The limiter of a rate limit's buckets, kept across tables by its bucket id. */
   limiterFor(limit: RateLimitPolicy | null): RateLimiter | null
+  /** `HITL_RESPONSE_PATH`: only the gateway sends there. */
+  hitlResponsePath: string
 }
 
 /**
@@ -55,6 +60,7 @@ export function buildPolicyTable(policies: PolicySet, runtime: PolicyRuntime): P
       caseSensitive: service.caseSensitive,
       routes: service.routes.map((route) => ({ segments: route.segments, active: activate(route.policy) })),
       base: activate(service.policy),
+      answerPaths: answerPathsOf(service, policies.services.get('hitl'), runtime.hitlResponsePath),
     })
   }
   return { policies, services, global: activate(policies.global) }

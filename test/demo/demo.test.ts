@@ -59,6 +59,12 @@ describe('api-gateway demo', () => {
     const answer = (response: unknown) =>
       fetch(`${base}/api/v1/events/demo-http/response`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ question_id: `deploy-${runId}`, response }) })
     expect((await answer({ approve: 'yes' })).status).toBe(422)
+    // The agent is the hitl service: its outcome path cannot be reached around the gateway's checks, under either name.
+    for (const path of ['/api/v1/agent/responses', '/api/v1/hitl/responses']) {
+      const forged = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ question_id: `deploy-${runId}`, status: 'answered', response: { approve: true, environment: 'production', forged: true } }) })
+      expect({ path, status: forged.status }).toEqual({ path, status: 403 })
+    }
+    expect((await fetch(`${base}/api/v1/agent/other`, { method: 'POST', body: '{}' })).status).toBe(404)
     expect((await answer({ approve: true, environment: 'production' })).status).toBe(200)
     const completed = await stream.waitFor((e) => e.event === 'run.completed')
     expect(completed.data.data).toEqual({ run_id: runId, outcome: { approve: true, environment: 'production' }, expired: false, decided_by: null })

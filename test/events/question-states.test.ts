@@ -283,6 +283,33 @@ for (const [kind, makePair] of [
       expect(rec.closures).toEqual([])
     })
 
+    test("asked again under its id: a client's own open question is replaced (its deadline does nothing); an approval or a held one is not; a retried publish is a no-op", async () => {
+      const { a, b, recorder: rec } = await makePair({})
+      await a.ask(['again'], spec('re', { deadline: Date.now() + 1_000 }), questionEvent('re'))
+      await b.ask(['again'], spec('re'), questionEvent('re'))
+      expect((await a.listQuestions('again')).map((v) => v.expires_at)).toEqual([null])
+      const held = (await a.answer('again', 're', by('again'))) as { hold: string }
+      await Bun.sleep(1_500)
+      expect(rec.deliveries).toEqual([])
+      const refusedHeld = await b.ask(['again'], spec('re'), questionEvent('re')).catch((error: unknown) => error)
+      expect((refusedHeld as GatewayError).code).toBe('bad_request')
+      await a.settle('again', 're', held.hold, true)
+      expect(rec.closures.map((c) => c.outcome)).toEqual(['answered'])
+
+      const approval = createEnvelope('question', { question_id: 'vote-again' }, 'publisher-vote-1')
+      await a.ask(['w1', 'w2'], spec('vote-again', { required: 2 }), approval, true)
+      await a.answer('w1', 'vote-again', by('w1'))
+      // The publisher retries: the same id is a no-op, not a refusal.
+      expect(await b.ask(['w1', 'w2'], spec('vote-again', { required: 2 }), createEnvelope('question', { question_id: 'vote-again' }, 'publisher-vote-1'), true)).toEqual({ delivered: 0, duplicate: true })
+      // Another publish under the open approval's id is refused, even for the approver who voted, and as a single question.
+      for (const [targets, required] of [[['w1', 'w3'], 1], [['w2'], null]] as const) {
+        const refused = await b.ask(targets, spec('vote-again', { required }), questionEvent('vote-again')).catch((error: unknown) => error)
+        expect((refused as GatewayError).code).toBe('bad_request')
+      }
+      expect((await a.listQuestions('w2'))[0]).toMatchObject({ question_id: 'vote-again', recorded: 1 })
+      expect(rec.published).toBe(3)
+    })
+
     test('listing: the pending questions, oldest first, as views', async () => {
       const { a, b } = await makePair({})
       const first = questionEvent('first')

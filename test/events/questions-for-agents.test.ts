@@ -131,6 +131,36 @@ describe('answer schemas', () => {
   })
 })
 
+describe('schemas that would hurt the gateway', () => {
+  test('a pattern runs in linear time: a backtracking trap answers 422 at once, not after minutes', async () => {
+    await ask(gw.url, 'trap-1', { question_id: 'trap', response_schema: { type: 'string', pattern: '^(a+)+$' } })
+    // JavaScript's own engine needs about 2^40 steps for this answer.
+    const refused = await answer(gw.url, 'trap-1', { question_id: 'trap', response: `${'a'.repeat(40)}!` })
+    expect(refused.status).toBe(422)
+    expect((await answer(gw.url, 'trap-1', { question_id: 'trap', response: 'aaaa' })).status).toBe(200)
+  })
+
+  test('an asynchronous schema, a pattern with lookaround or a backreference, and an expires_at that is not ISO-8601 get 400', async () => {
+    for (const data of [
+      { response_schema: { $async: true, type: 'boolean' } },
+      { response_schema: { type: 'string', pattern: '(?=a)' } },
+      { response_schema: { type: 'string', pattern: '(a)\\1' } },
+      { expires_at: '2099' },
+      { expires_at: 'Dec 4 2099 10:00' },
+    ]) {
+      const refused = await ask(gw.url, 'trap-2', { question_id: 'bad', ...data })
+      expect({ data, status: refused.status }).toEqual({ data, status: 400 })
+    }
+  })
+
+  test('an answer nested deeper than the stack under a self-referencing schema gets 422, and the gateway carries on', async () => {
+    await ask(gw.url, 'trap-3', { question_id: 'deep', response_schema: { type: 'array', items: { $ref: '#' } } })
+    const refused = await fetch(`${gw.url}/api/v1/events/trap-3/response`, { method: 'POST', body: `{"question_id":"deep","response":${'['.repeat(32_500)}${']'.repeat(32_500)}}` })
+    expect(refused.status).toBe(422)
+    expect((await fetch(`${gw.url}/health`)).status).toBe(200)
+  })
+})
+
 describe('what hitl receives', () => {
   test('the gateway sets client_id, status and subject, and drops responses, whatever the answerer sent under those names', async () => {
     await ask(gw.url, 'owner-1', { question_id: 'own-1' })
@@ -141,14 +171,30 @@ describe('what hitl receives', () => {
     expect(post.idempotencyKey).toBe('owner-1:own-1')
   })
 
+  test("nor through another service on hitl's backend, whatever base path leads there", async () => {
+    const mirrored = await startGateway({ HITL_URL: `${hitl.url}/h`, MIRROR_URL: `${hitl.url}/h`, ROOT_URL: hitl.url, ELSE_URL: `${hitl.url}/other`, RATE_LIMIT: '0' })
+    try {
+      const before = hitl.seen.length
+      for (const path of ['/api/v1/hitl/responses', '/api/v1/mirror/responses', '/api/v1/root/h/responses', '/api/v1/root/H/Responses.json']) {
+        expect({ path, status: (await fetch(`${mirrored.url}${path}`, { method: 'POST', body: '{}' })).status }).toEqual({ path, status: 403 })
+      }
+      expect(hitl.seen.length).toBe(before)
+      for (const path of ['/api/v1/root/responses', '/api/v1/else/responses', '/api/v1/mirror/other']) {
+        expect({ path, status: (await fetch(`${mirrored.url}${path}`, { method: 'POST', body: '{}' })).status }).toEqual({ path, status: 200 })
+      }
+    } finally {
+      await mirrored.stop()
+    }
+  })
+
   test('no request through the proxy reaches an answer path of hitl, however it is spelled: 403', async () => {
     const templated = await startGateway({ HITL_URL: hitl.url, RATE_LIMIT: '0', HITL_RESPONSE_PATH: '/questions/{question_id}/answer' })
     try {
       const before = hitl.seen.length
       const forge = (url: string, path: string) => fetch(`${url}/api/v1/hitl${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ question_id: 'q', client_id: 'victim', response: true }) })
-      for (const path of ['/responses', '/responses/', '/Responses', '/%72esponses', '/responses?x=1', '/responses;x', '/x/../responses']) {
+      for (const path of ['/responses', '/responses/', '/Responses', '/%72esponses', '/responses?x=1', '/responses;x', '/x/../responses', '/responses.json', '/responses.', '/responses%20']) {
         const refused = await forge(gw.url, path)
-        expect({ path, status: refused.status }).toEqual({ path, status: path === '/x/../responses' ? 403 : 403 })
+        expect({ path, status: refused.status }).toEqual({ path, status: 403 })
       }
       for (const path of ['/questions/q1/answer', '/questions/any.id:x/answer/', '/QUESTIONS/q1/Answer', '/questions/q%31/answer', '/questions//answer']) {
         const refused = await forge(templated.url, path)
@@ -192,6 +238,19 @@ describe('deadlines', () => {
     for (const post of posts) expect(post.body).toEqual({ question_id: 'tq-2', client_id: 'timed-2', status: 'expired' })
     await Bun.sleep(300)
     expect(hitl.posts().filter((p) => p.idempotencyKey === 'timed-2:tq-2')).toHaveLength(3)
+  })
+
+  test("hitl's 2xx decides, not its body: a body that never ends leaves the question answered, and its deadline does nothing", async () => {
+    await ask(gw.url, 'timed-5', { question_id: 'tq-5', expires_in_ms: 1000 })
+    hitl.next = ['stall']
+    const controller = new AbortController()
+    const reply = await fetch(`${gw.url}/api/v1/events/timed-5/response`, { method: 'POST', body: JSON.stringify({ question_id: 'tq-5', response: true }), signal: controller.signal })
+    expect(reply.status).toBe(200)
+    controller.abort()
+    expect((await list(gw.url, 'timed-5')).body.questions).toEqual([])
+    await Bun.sleep(1_500)
+    expect(hitl.posts().filter((p) => p.idempotencyKey === 'timed-5:tq-5').map((p) => p.body.status)).toEqual(['answered'])
+    expect((await answer(gw.url, 'timed-5', { question_id: 'tq-5', response: true })).body.error).toBe('already_answered')
   })
 
   test('deadline values out of range get 400', async () => {

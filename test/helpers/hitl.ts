@@ -4,18 +4,19 @@ import { type MockBackend, type SeenRequest, startBackend } from './backend'
 export interface RecordingHitl extends MockBackend {
   /** The POSTs received, bodies parsed. */
   posts(): { target: string; idempotencyKey: string | null; subject: string | null; body: any }[]
-  /** Statuses the next requests get, in order (then 200); `'hang'` never answers. */
-  next: (number | 'hang')[]
+  /** Statuses the next requests get, in order (then 200); `'hang'` never answers, `'stall'` sends 200 and a body that never ends. */
+  next: (number | 'hang' | 'stall')[]
   /** Delay before every answer. */
   delayMs: number
 }
 
 /** @example const hitl = startRecordingHitl(); hitl.next.push(503) */
 export function startRecordingHitl(): RecordingHitl {
-  const state = { next: [] as (number | 'hang')[], delayMs: 0 }
+  const state = { next: [] as (number | 'hang' | 'stall')[], delayMs: 0 }
   const backend = startBackend(async () => {
     const status = state.next.shift() ?? 200
     if (status === 'hang') return new Promise<Response>(() => {})
+    if (status === 'stall') return new Response(new ReadableStream({ start: (controller) => controller.enqueue(new TextEncoder().encode('{"recorded":')) }), { headers: { 'content-type': 'application/json' } })
     await Bun.sleep(state.delayMs)
     return Response.json({ recorded: status < 300 }, { status })
   })
@@ -31,7 +32,7 @@ export function startRecordingHitl(): RecordingHitl {
     get next() {
       return state.next
     },
-    set next(value: (number | 'hang')[]) {
+    set next(value: (number | 'hang' | 'stall')[]) {
       state.next = value
     },
     get delayMs() {

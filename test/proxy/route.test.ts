@@ -4,14 +4,11 @@ import { loadConfig } from '../../src/config/settings'
 import { createLogger } from '../../src/ops/log'
 import { Metrics } from '../../src/ops/metrics'
 import { route } from '../../src/pipeline/route'
-import { AnswerPaths } from '../../src/proxy/answer-path'
 import { Limiters } from '../../src/ratelimit/limiters'
 import { RequestContext } from '../../src/request/context'
 import { buildPolicyTable, resolvePolicy } from '../../src/request/policy-table'
 import { classify } from '../../src/request/route-table'
 import { Upstreams, pathOn } from '../../src/upstream/upstream'
-
-const answerPaths = new AnswerPaths('/responses')
 
 function classified(url: string, method = 'GET'): RequestContext {
   const ctx = new RequestContext(new Request(url, { method }), undefined)
@@ -52,7 +49,7 @@ describe('every request is classified once, from its path, by the one route tabl
 describe('the route step', () => {
   const config = loadConfig({ X_URL: 'http://h:9000/base' })
   const upstreams = new Upstreams(config, new Metrics(), createLogger('silent'))
-  const table = buildPolicyTable(policiesOfEnvironment(config), { upstreamFor: (s) => upstreams.get(s.name)!, limiterFor: (l) => new Limiters(null).limiterFor(l) })
+  const table = buildPolicyTable(policiesOfEnvironment(config), { upstreamFor: (s) => upstreams.get(s.name)!, limiterFor: (l) => new Limiters(null).limiterFor(l), hitlResponsePath: '/responses' })
   const resolved = (url: string, method = 'GET') => {
     const ctx = classified(url, method)
     resolvePolicy(ctx, table)
@@ -61,29 +58,29 @@ describe('the route step', () => {
 
   test('finds the service, and the path on the backend keeps the base path', () => {
     const ctx = resolved('http://gw/api/v1/x/a/b?q=%41')
-    route(ctx, answerPaths)
+    route(ctx)
     expect(ctx.upstream?.name).toBe('x')
     expect(pathOn(config.services.get('x')!.instances[0]!, ctx.url.slice(ctx.restStart, ctx.pathEnd))).toBe('/base/a/b')
     expect(ctx.url.slice(ctx.pathEnd)).toBe('?q=%41')
     const bare = resolved('http://gw/api/v1/x')
-    route(bare, answerPaths)
+    route(bare)
     expect(pathOn(config.services.get('x')!.instances[0]!, bare.url.slice(bare.restStart, bare.pathEnd))).toBe('/base')
   })
 
   test('unknown services, malformed percent-encoding, methods not proxied and declared oversize bodies are errors with their codes', () => {
-    expect(() => route(resolved('http://gw/api/v1/nope/a'), answerPaths)).toThrow(expect.objectContaining({ code: 'unknown_service' }))
-    expect(() => route(resolved('http://gw/api/v1/x/%G0'), answerPaths)).toThrow(expect.objectContaining({ code: 'bad_request' }))
-    expect(() => route(resolved('http://gw/api/v1/x/a', 'PROPFIND'), answerPaths)).toThrow(expect.objectContaining({ code: 'bad_request' }))
+    expect(() => route(resolved('http://gw/api/v1/nope/a'))).toThrow(expect.objectContaining({ code: 'unknown_service' }))
+    expect(() => route(resolved('http://gw/api/v1/x/%G0'))).toThrow(expect.objectContaining({ code: 'bad_request' }))
+    expect(() => route(resolved('http://gw/api/v1/x/a', 'PROPFIND'))).toThrow(expect.objectContaining({ code: 'bad_request' }))
     const large = new RequestContext(new Request('http://gw/api/v1/x/a', { method: 'POST', headers: { 'content-length': String(config.maxBodyBytes + 1) } }), undefined)
     classify(large)
     resolvePolicy(large, table)
-    expect(() => route(large, answerPaths)).toThrow(expect.objectContaining({ code: 'payload_too_large' }))
+    expect(() => route(large)).toThrow(expect.objectContaining({ code: 'payload_too_large' }))
   })
 
   test('a method the gateway\'s own route does not answer is 405 with Allow; an unknown path is 404', () => {
-    expect(() => route(resolved('http://gw/health', 'POST'), answerPaths)).toThrow(expect.objectContaining({ code: 'method_not_allowed', headers: { allow: 'GET, HEAD' } }))
-    expect(() => route(resolved('http://gw/api/v1/events/alice', 'PUT'), answerPaths)).toThrow(expect.objectContaining({ code: 'method_not_allowed', headers: { allow: 'GET, HEAD, POST' } }))
-    expect(() => route(resolved('http://gw/api/v1/events', 'GET'), answerPaths)).toThrow(expect.objectContaining({ code: 'method_not_allowed', headers: { allow: 'POST' } }))
-    expect(() => route(resolved('http://gw/nothing-here'), answerPaths)).toThrow(expect.objectContaining({ code: 'not_found' }))
+    expect(() => route(resolved('http://gw/health', 'POST'))).toThrow(expect.objectContaining({ code: 'method_not_allowed', headers: { allow: 'GET, HEAD' } }))
+    expect(() => route(resolved('http://gw/api/v1/events/alice', 'PUT'))).toThrow(expect.objectContaining({ code: 'method_not_allowed', headers: { allow: 'GET, HEAD, POST' } }))
+    expect(() => route(resolved('http://gw/api/v1/events', 'GET'))).toThrow(expect.objectContaining({ code: 'method_not_allowed', headers: { allow: 'POST' } }))
+    expect(() => route(resolved('http://gw/nothing-here'))).toThrow(expect.objectContaining({ code: 'not_found' }))
   })
 })
